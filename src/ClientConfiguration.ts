@@ -1,0 +1,241 @@
+/**
+ * The RFC 7592 §2 client configuration programs: read, update and delete a
+ * registered client, authenticated by its registration access token.
+ *
+ * Each runs the five steps in order: authenticate the token, look the client
+ * up, check permission, (update only) validate the metadata, persist.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Effect, Redacted } from "effect"
+import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
+import { forbiddenUpdateMembers, secretAuthMethods } from "./ClientMetadata.js"
+import { ClientEvents } from "./ClientEvents.js"
+import { ClientLookup } from "./ClientLookup.js"
+import { ClientStore, type TokenRotation } from "./ClientStore.js"
+import { Credentials } from "./Credentials.js"
+import { MetadataValidator, type MetadataError } from "./MetadataValidator.js"
+import { type Operation, PermissionPolicy } from "./PermissionPolicy.js"
+import {
+  ClientNotFound,
+  type InsufficientScope,
+  InvalidRequest,
+  type InvalidToken,
+  StoreError
+} from "./ProtocolError.js"
+import { notify, secretExpiry } from "./Registration.js"
+import { ServerMetadata } from "./ServerMetadata.js"
+import { type RegistrationToken, TokenAuthenticator } from "./TokenAuthenticator.js"
+import { isJsonObject } from "./internal/json.js"
+
+/**
+ * The services the configuration programs run on.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConfigurationServices =
+  | ServerMetadata
+  | TokenAuthenticator
+  | ClientLookup
+  | PermissionPolicy
+  | MetadataValidator
+  | Credentials
+  | ClientStore
+  | ClientEvents
+
+/**
+ * The failures of authenticating at the configuration endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AccessError = InvalidToken | ClientNotFound | InsufficientScope
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type UpdateError = AccessError | InvalidRequest | MetadataError
+
+/**
+ * Steps 1–3: token → client → permission.
+ *
+ * @since 0.1.0
+ * @category programs
+ */
+export const authorize = (
+  credential: Redacted.Redacted<string>,
+  clientId: string,
+  operation: Operation
+): Effect.Effect<
+  { readonly token: RegistrationToken; readonly client: RegisteredClient },
+  AccessError | StoreError,
+  TokenAuthenticator | ClientLookup | PermissionPolicy
+> =>
+  Effect.gen(function* () {
+    const token = yield* (yield* TokenAuthenticator).authenticate(credential)
+    const client = yield* (yield* ClientLookup).lookup(token, clientId)
+    yield* (yield* PermissionPolicy).check(client, operation)
+    return { token, client }
+  })
+
+/**
+ * RFC 7592 §2.1: the client's current information. The registration access
+ * token is not rotated on read; the response carries the one presented
+ * (the store keeps only its hash, D15).
+ *
+ * @since 0.1.0
+ * @category programs
+ */
+export const read = (
+  credential: Redacted.Redacted<string>,
+  clientId: string
+): Effect.Effect<ClientInformation, AccessError | StoreError, ConfigurationServices> =>
+  Effect.gen(function* () {
+    const server = yield* ServerMetadata
+    const { client, token } = yield* authorize(credential, clientId, "read")
+    return { client, registrationAccessToken: token.value, registrationClientUri: server.clientUri(client.clientId) }
+  }).pipe(Effect.withSpan("ClientConfiguration.read"))
+
+/** An update lost a compare-and-set race; the whole update runs again. */
+class Conflict {
+  readonly _tag = "Conflict"
+}
+
+const maxAttempts = 16
+
+/**
+ * The request-level checks of D7 (R7592-2.2-c/e/f), before any metadata rule.
+ */
+const checkUpdateBody = (
+  body: unknown,
+  client: RegisteredClient,
+  credentials: { readonly equals: (a: Redacted.Redacted<string>, b: Redacted.Redacted<string>) => boolean }
+): Effect.Effect<void, InvalidRequest> => {
+  if (!isJsonObject(body))
+    return Effect.fail(new InvalidRequest({ description: "the request body must be a JSON object" }))
+  for (const member of forbiddenUpdateMembers) {
+    if (Object.hasOwn(body, member)) {
+      return Effect.fail(new InvalidRequest({ description: `the request must not include ${member}` }))
+    }
+  }
+  if (body.client_id !== client.clientId) {
+    return Effect.fail(
+      new InvalidRequest({ description: "client_id must be present and equal to the client's identifier" })
+    )
+  }
+  const presented = body.client_secret
+  if (presented !== undefined && presented !== null) {
+    // R7592-2.2-f: it must match the current secret; compared in constant time.
+    if (
+      typeof presented !== "string" ||
+      client.clientSecret === undefined ||
+      !credentials.equals(Redacted.make(presented), client.clientSecret)
+    ) {
+      return Effect.fail(new InvalidRequest({ description: "client_secret does not match the current secret" }))
+    }
+  }
+  return Effect.void
+}
+
+/**
+ * RFC 7592 §2.2: replaces the client's metadata with the body (D8: omitted
+ * members are deleted, defaults applied again). The client never chooses its
+ * secret (D14); the registration access token is rotated when configured
+ * (D15). Concurrent updates serialize through the store's compare-and-set:
+ * a loser runs again from authentication, so it sees the winner's rotation.
+ *
+ * @since 0.1.0
+ * @category programs
+ */
+export const update = (
+  credential: Redacted.Redacted<string>,
+  clientId: string,
+  body: unknown
+): Effect.Effect<ClientInformation, UpdateError | StoreError, ConfigurationServices> => {
+  const attempt = Effect.gen(function* () {
+    const server = yield* ServerMetadata
+    const credentials = yield* Credentials
+    const store = yield* ClientStore
+    const { client, token } = yield* authorize(credential, clientId, "update")
+    yield* checkUpdateBody(body, client, credentials)
+    const metadata = yield* (yield* MetadataValidator).validate(body, { operation: "update", current: client })
+
+    const method = metadata.token_endpoint_auth_method
+    const usesSecret = method !== undefined && secretAuthMethods.has(method)
+    let clientSecret = client.clientSecret
+    let clientSecretExpiresAt = client.clientSecretExpiresAt
+    if (!usesSecret) {
+      clientSecret = undefined
+      clientSecretExpiresAt = 0
+    } else if (clientSecret === undefined) {
+      const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+      clientSecret = yield* credentials.clientSecret
+      clientSecretExpiresAt = secretExpiry(now, server.clientSecretLifetimeSeconds)
+    }
+    const next: RegisteredClient = {
+      clientId: client.clientId,
+      clientIdIssuedAt: client.clientIdIssuedAt,
+      clientSecret,
+      clientSecretExpiresAt,
+      metadata,
+      version: client.version + 1
+    }
+    let registrationAccessToken = token.value
+    let rotation: TokenRotation | undefined
+    if (server.rotateRegistrationTokenOnUpdate) {
+      const issued = yield* (yield* TokenAuthenticator).issue(client.clientId)
+      rotation = { revoke: token.tokenId, issue: issued.tokenId }
+      registrationAccessToken = issued.value
+    }
+    const outcome = yield* store.update(next, client.version, rotation)
+    if (outcome !== "updated") return yield* Effect.fail(new Conflict())
+    yield* notify((yield* ClientEvents).updated(client, next))
+    const info: ClientInformation = {
+      client: next,
+      registrationAccessToken,
+      registrationClientUri: server.clientUri(next.clientId)
+    }
+    return info
+  })
+  return attempt.pipe(
+    Effect.retry({ while: (error) => error instanceof Conflict, times: maxAttempts - 1 }),
+    Effect.catchIf(
+      (error): error is Conflict => error instanceof Conflict,
+      () => Effect.fail(new StoreError({ operation: "update: too many concurrent updates" }))
+    ),
+    Effect.withSpan("ClientConfiguration.update")
+  )
+}
+
+/**
+ * RFC 7592 §2.3: deprovisions the client. The client and every token it owns
+ * go in one store operation (R7592-5-f, D19); the host's `deleted` hook then
+ * revokes whatever else was issued to the client (R7592-2.3-c).
+ *
+ * @since 0.1.0
+ * @category programs
+ */
+export const remove = (
+  credential: Redacted.Redacted<string>,
+  clientId: string
+): Effect.Effect<void, AccessError | StoreError, ConfigurationServices> =>
+  Effect.gen(function* () {
+    const { client } = yield* authorize(credential, clientId, "delete")
+    const removed = yield* (yield* ClientStore).remove(client.clientId)
+    // Removed by a concurrent delete between lookup and now: that request
+    // answered 204 already, this one sees a client that no longer exists.
+    if (!removed) return yield* Effect.fail(new ClientNotFound({ clientId: client.clientId }))
+    yield* notify((yield* ClientEvents).deleted(client))
+  }).pipe(Effect.withSpan("ClientConfiguration.delete"))
+
+export {
+  /**
+   * RFC 7592 §2.3 under its protocol name: `ClientConfiguration.delete(...)`.
+   *
+   * @since 0.1.0
+   * @category programs
+   */
+  remove as delete
+}

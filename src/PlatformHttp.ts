@@ -1,0 +1,115 @@
+/**
+ * The `@effect/platform` adapter: an `HttpApp` and an `HttpRouter` that a host
+ * mounts into its Effect HTTP server, under any prefix.
+ *
+ * ```ts
+ * HttpRouter.empty.pipe(HttpRouter.mount("/oauth", PlatformHttp.router))
+ * ```
+ *
+ * With the router mounted at `/oauth`, set the server option `publicUrl` to
+ * the public URL of `/oauth` (D17): the endpoints are `/oauth/register` and
+ * `/oauth/register/{client_id}`.
+ *
+ * @since 0.1.0
+ */
+import { IncomingMessage } from "node:http"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import { Effect, Option } from "effect"
+import { handle, type ProtocolRequest, type Services } from "./Protocol.js"
+import type { ProtocolResponse } from "./ProtocolError.js"
+import { ServerMetadata } from "./ServerMetadata.js"
+
+/**
+ * Every `Authorization` value. Node folds repeated `Authorization` headers
+ * into the first one, which would hide D6's "several headers" case, so the
+ * distinct values are read from the underlying message when there is one.
+ * (A Fetch `Request` joins them with ", ", which the Bearer parser refuses.)
+ */
+const authorizationOf = (request: HttpServerRequest.HttpServerRequest): ReadonlyArray<string> => {
+  const source = request.source
+  if (source instanceof IncomingMessage) return source.headersDistinct.authorization ?? []
+  const value = request.headers.authorization
+  return value === undefined ? [] : [value]
+}
+
+const needsBody = (method: string, contentType: string | undefined): boolean =>
+  method === "POST" ||
+  method === "PUT" ||
+  (contentType !== undefined && contentType.toLowerCase().startsWith("application/x-www-form-urlencoded"))
+
+/**
+ * Reads the body without buffering more than the limit (D18): a declared
+ * length over it is refused unread, and an undeclared one is cut off by the
+ * platform's `MaxBodySize`.
+ */
+const readBody = (
+  request: HttpServerRequest.HttpServerRequest,
+  limit: number
+): Effect.Effect<{ readonly body: Uint8Array | undefined; readonly tooLarge: boolean }> => {
+  const declared = request.headers["content-length"]
+  if (declared !== undefined && Number(declared) > limit) {
+    return Effect.succeed({ body: undefined, tooLarge: true })
+  }
+  return request.arrayBuffer.pipe(
+    HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
+    Effect.map((buffer) => ({ body: new Uint8Array(buffer), tooLarge: buffer.byteLength > limit })),
+    // The only way reading fails before the limit is a broken connection,
+    // whose answer nobody reads; over the limit, the answer is 413.
+    Effect.orElseSucceed(() => ({ body: undefined, tooLarge: true }))
+  )
+}
+
+/**
+ * Converts a protocol response to a platform response.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const toServerResponse = (response: ProtocolResponse): HttpServerResponse.HttpServerResponse =>
+  response.body === undefined
+    ? HttpServerResponse.empty({ status: response.status, headers: response.headers })
+    : HttpServerResponse.text(response.body, {
+        status: response.status,
+        headers: response.headers,
+        contentType: "application/json"
+      })
+
+/**
+ * The endpoints as an `HttpApp`. It reads the request URL relative to where
+ * it is mounted.
+ *
+ * @since 0.1.0
+ * @category adapters
+ */
+export const httpApp: HttpApp.Default<never, Services> = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const server = yield* ServerMetadata
+  const contentType = request.headers["content-type"]
+  const { body, tooLarge } = needsBody(request.method, contentType)
+    ? yield* readBody(request, server.maxBodyBytes)
+    : { body: undefined, tooLarge: false }
+  const protocolRequest: ProtocolRequest = {
+    method: request.method,
+    url: request.url,
+    authorization: authorizationOf(request),
+    contentType,
+    body,
+    bodyTooLarge: tooLarge
+  }
+  return toServerResponse(yield* handle(protocolRequest))
+})
+
+/**
+ * The endpoints as an `HttpRouter` serving `/register` and
+ * `/register/{client_id}` (all methods: the protocol answers 405 itself, D4).
+ * Mount it with `HttpRouter.mount(prefix, router)`. It assumes the default
+ * `registrationPath`; with another one, route `httpApp` yourself.
+ *
+ * @since 0.1.0
+ * @category adapters
+ */
+export const router: HttpRouter.HttpRouter<never, Services> = HttpRouter.empty.pipe(
+  HttpRouter.all("/register", httpApp),
+  HttpRouter.all("/register/*", httpApp)
+)

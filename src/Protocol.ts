@@ -1,0 +1,199 @@
+/**
+ * The transport-neutral HTTP face of effect-dcr: one function from a request
+ * (method, URL, headers, body bytes) to a response (status, headers, body).
+ * It routes, parses the Bearer credentials (RFC 6750 §2.1), enforces the body
+ * rules (D18), runs the program, and renders every failure through
+ * `ProtocolError.toResponse`. Adapters only translate to and from it.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Effect, Redacted } from "effect"
+import * as ClientConfiguration from "./ClientConfiguration.js"
+import { type ClientInformation, toJson } from "./ClientInformation.js"
+import {
+  InvalidRequest,
+  MethodNotAllowed,
+  MissingToken,
+  NotFound,
+  noStoreHeaders,
+  PayloadTooLarge,
+  type ProtocolError,
+  type ProtocolResponse,
+  serverError,
+  type StoreError,
+  toResponse
+} from "./ProtocolError.js"
+import * as Registration from "./Registration.js"
+import { type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
+import { parseAuthorization } from "./internal/bearer.js"
+import { type JsonObject, parseJsonObject } from "./internal/json.js"
+
+/**
+ * A request as any transport can describe it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProtocolRequest {
+  /** The HTTP method, upper case. */
+  readonly method: string
+  /** Path and optional query, relative to where the endpoints are mounted (e.g. `/register/abc`). */
+  readonly url: string
+  /** Every `Authorization` header value, in order (several are an error, D6). */
+  readonly authorization: ReadonlyArray<string>
+  /** The `Content-Type` header, if any. */
+  readonly contentType: string | undefined
+  /** The body bytes; undefined when there is none. */
+  readonly body: Uint8Array | undefined
+  /** Set by an adapter that stopped reading a body larger than `maxBodyBytes` (D18). */
+  readonly bodyTooLarge?: boolean | undefined
+}
+
+/**
+ * Every service the protocol runs on.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Services = Registration.RegistrationServices | ClientConfiguration.ConfigurationServices
+
+const createdHeaders: Readonly<Record<string, string>> = Object.freeze({
+  "content-type": "application/json",
+  ...noStoreHeaders
+})
+
+const informationResponse = (status: number, info: ClientInformation): ProtocolResponse => ({
+  status,
+  headers: createdHeaders,
+  body: JSON.stringify(toJson(info))
+})
+
+const noContent: ProtocolResponse = Object.freeze({ status: 204, headers: noStoreHeaders, body: undefined })
+
+/** The methods the configuration endpoint serves under this configuration (D4). */
+const configurationMethods = (server: ServerConfig): ReadonlyArray<string> => {
+  const methods = ["GET"]
+  if (server.updateEnabled) methods.push("PUT")
+  if (server.deleteEnabled) methods.push("DELETE")
+  return methods
+}
+
+/** True when the media type is `application/json`, whatever its parameters (D18). */
+const isJsonMediaType = (contentType: string | undefined): boolean => {
+  if (contentType === undefined) return false
+  const semicolon = contentType.indexOf(";")
+  const mediaType = (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase()
+  return mediaType === "application/json"
+}
+
+const hasQueryToken = (query: string): boolean => new URLSearchParams(query).has("access_token")
+
+/** D6: a token sent in a form body is a second, refused way of sending it. */
+const hasFormBodyToken = (request: ProtocolRequest): boolean => {
+  if (request.body === undefined || request.contentType === undefined) return false
+  if (!request.contentType.toLowerCase().startsWith("application/x-www-form-urlencoded")) return false
+  return new URLSearchParams(new TextDecoder().decode(request.body)).has("access_token")
+}
+
+const readBody = (request: ProtocolRequest, server: ServerConfig): Effect.Effect<JsonObject, ProtocolError> => {
+  if (request.bodyTooLarge === true || (request.body !== undefined && request.body.length > server.maxBodyBytes)) {
+    return Effect.fail(new PayloadTooLarge({ limit: server.maxBodyBytes }))
+  }
+  if (!isJsonMediaType(request.contentType)) {
+    return Effect.fail(new InvalidRequest({ description: "the request body must be application/json" }))
+  }
+  const parsed = parseJsonObject(request.body ?? new Uint8Array(0))
+  return parsed._tag === "Object"
+    ? Effect.succeed(parsed.value)
+    : Effect.fail(new InvalidRequest({ description: parsed.reason }))
+}
+
+/** D5, D6: the registration access token from the Authorization header only. */
+const bearerToken = (
+  request: ProtocolRequest,
+  query: string
+): Effect.Effect<Redacted.Redacted<string>, MissingToken | InvalidRequest> => {
+  if ((query !== "" && hasQueryToken(query)) || hasFormBodyToken(request)) {
+    return Effect.fail(
+      new InvalidRequest({
+        description: "the token must be sent only in the Authorization header",
+        challenge: true
+      })
+    )
+  }
+  const credential = parseAuthorization(request.authorization)
+  switch (credential._tag) {
+    case "Missing":
+      return Effect.fail(new MissingToken())
+    case "Malformed":
+      return Effect.fail(new InvalidRequest({ description: credential.reason, challenge: true }))
+    case "Token":
+      return Effect.succeed(Redacted.make(credential.token))
+  }
+}
+
+const route = (
+  request: ProtocolRequest,
+  server: ServerConfig
+): Effect.Effect<ProtocolResponse, ProtocolError | StoreError, Services> => {
+  const url = request.url
+  const q = url.indexOf("?")
+  const path = q === -1 ? url : url.slice(0, q)
+  const query = q === -1 ? "" : url.slice(q + 1)
+  const base = server.registrationPath
+
+  if (path === base) {
+    if (request.method !== "POST") return Effect.fail(new MethodNotAllowed({ allow: ["POST"] }))
+    return Effect.flatMap(readBody(request, server), (body) =>
+      Effect.map(Registration.register(body), (info) => informationResponse(201, info))
+    )
+  }
+  if (!path.startsWith(base + "/")) return Effect.fail(new NotFound())
+  const segment = path.slice(base.length + 1)
+  if (segment === "" || segment.includes("/")) return Effect.fail(new NotFound())
+  let clientId: string
+  try {
+    clientId = decodeURIComponent(segment)
+  } catch {
+    return Effect.fail(new NotFound())
+  }
+
+  const methods = configurationMethods(server)
+  const method = request.method
+  if (!methods.includes(method)) return Effect.fail(new MethodNotAllowed({ allow: methods }))
+  return Effect.flatMap(bearerToken(request, query), (credential) => {
+    switch (method) {
+      case "GET":
+        return Effect.map(ClientConfiguration.read(credential, clientId), (info) => informationResponse(200, info))
+      case "PUT":
+        return Effect.flatMap(readBody(request, server), (body) =>
+          Effect.map(ClientConfiguration.update(credential, clientId, body), (info) => informationResponse(200, info))
+        )
+      default:
+        return Effect.as(ClientConfiguration.remove(credential, clientId), noContent)
+    }
+  })
+}
+
+/**
+ * Handles one request. Never fails: protocol failures become their RFC
+ * responses; a store failure or a defect becomes D20's 500, logged with its
+ * cause and nothing of it sent.
+ *
+ * @since 0.1.0
+ * @category handlers
+ */
+export const handle = (request: ProtocolRequest): Effect.Effect<ProtocolResponse, never, Services> =>
+  Effect.flatMap(ServerMetadata, (server) =>
+    route(request, server).pipe(
+      Effect.catchAll((error) => {
+        if (error._tag === "StoreError") {
+          return Effect.as(Effect.logError("client store failure", Cause.fail(error)), serverError)
+        }
+        return Effect.succeed(toResponse(error, server))
+      }),
+      Effect.catchAllCause((cause) =>
+        Effect.as(Effect.logError("unexpected failure while handling a request", cause), serverError)
+      )
+    )
+  )

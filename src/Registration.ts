@@ -1,0 +1,94 @@
+/**
+ * The RFC 7591 §3 registration program: validate the requested metadata,
+ * issue credentials, store the client, answer with its information.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Effect } from "effect"
+import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
+import { secretAuthMethods } from "./ClientMetadata.js"
+import { ClientEvents } from "./ClientEvents.js"
+import { ClientStore } from "./ClientStore.js"
+import { Credentials } from "./Credentials.js"
+import { MetadataValidator, type MetadataError } from "./MetadataValidator.js"
+import type { StoreError } from "./ProtocolError.js"
+import { ServerMetadata } from "./ServerMetadata.js"
+import { TokenAuthenticator } from "./TokenAuthenticator.js"
+
+/**
+ * The services registration runs on.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RegistrationServices =
+  ServerMetadata | MetadataValidator | Credentials | TokenAuthenticator | ClientStore | ClientEvents
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type RegistrationError = MetadataError
+
+/**
+ * The expiry of a secret issued now (D14): 0 for never, else now + lifetime.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const secretExpiry = (nowSeconds: number, lifetimeSeconds: number): number =>
+  lifetimeSeconds === 0 ? 0 : nowSeconds + lifetimeSeconds
+
+/**
+ * Registers a client from a JSON object of requested metadata (open
+ * registration). Fails with an RFC 7591 §3.2.2 error and stores nothing when
+ * the metadata is not acceptable.
+ *
+ * @since 0.1.0
+ * @category programs
+ */
+export const register = (
+  body: unknown
+): Effect.Effect<ClientInformation, RegistrationError | StoreError, RegistrationServices> =>
+  Effect.gen(function* () {
+    const server = yield* ServerMetadata
+    const validator = yield* MetadataValidator
+    const credentials = yield* Credentials
+    const tokens = yield* TokenAuthenticator
+    const store = yield* ClientStore
+    const events = yield* ClientEvents
+
+    const metadata = yield* validator.validate(body, { operation: "register" })
+    const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+    const clientId = yield* credentials.clientId
+    // D14: a secret only for methods that use one.
+    const method = metadata.token_endpoint_auth_method
+    const clientSecret =
+      method !== undefined && secretAuthMethods.has(method) ? yield* credentials.clientSecret : undefined
+    const client: RegisteredClient = {
+      clientId,
+      clientIdIssuedAt: now,
+      clientSecret,
+      clientSecretExpiresAt: clientSecret === undefined ? 0 : secretExpiry(now, server.clientSecretLifetimeSeconds),
+      metadata,
+      version: 1
+    }
+    const token = yield* tokens.issue(clientId)
+    yield* store.insert(client, token.tokenId)
+    yield* notify(events.registered(client))
+    return {
+      client,
+      registrationAccessToken: token.value,
+      registrationClientUri: server.clientUri(clientId)
+    }
+  }).pipe(Effect.withSpan("Registration.register"))
+
+/**
+ * Runs a host hook after a committed change: a failure is logged, never
+ * turned into an error answer, because the change has already happened.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const notify = (hook: Effect.Effect<void>): Effect.Effect<void> =>
+  Effect.catchAllCause(hook, (cause) => Effect.logWarning("a ClientEvents hook failed", cause))

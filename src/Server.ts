@@ -1,0 +1,87 @@
+/**
+ * The standalone server: the endpoints on a `node:http` server, with every
+ * default service (memory store for now).
+ *
+ * @since 0.1.0
+ */
+import { createServer, type Server as HttpServer } from "node:http"
+import type { AddressInfo } from "node:net"
+import { ManagedRuntime } from "effect"
+import * as Dcr from "./Dcr.js"
+import * as NodeHandler from "./NodeHandler.js"
+import type { Services } from "./Protocol.js"
+import * as ServerMetadata from "./ServerMetadata.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServeOptions extends Omit<ServerMetadata.Options, "publicUrl"> {
+  /** Default 3000; 0 picks a free port. */
+  readonly port?: number | undefined
+  /** Default 127.0.0.1. */
+  readonly host?: string | undefined
+  /** Default `http://{host}:{port}` (D17). */
+  readonly publicUrl?: string | undefined
+}
+
+/**
+ * A running server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunningServer {
+  /** Where it listens, e.g. `http://127.0.0.1:3000`. */
+  readonly url: string
+  /** The registration endpoint as clients must call it. */
+  readonly registrationEndpoint: string
+  readonly close: () => Promise<void>
+}
+
+const listen = (server: HttpServer, port: number, host: string): Promise<AddressInfo> =>
+  new Promise((resolve, reject) => {
+    server.once("error", reject)
+    server.listen(port, host, () => {
+      server.off("error", reject)
+      const address = server.address()
+      if (address === null || typeof address === "string") reject(new Error("the server has no TCP address"))
+      else resolve(address)
+    })
+  })
+
+const hostForUrl = (host: string): string => (host.includes(":") ? `[${host}]` : host)
+
+/**
+ * Starts the server and resolves once it listens.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serve = async (options: ServeOptions = {}): Promise<RunningServer> => {
+  const host = options.host ?? "127.0.0.1"
+  const http = createServer()
+  const address = await listen(http, options.port ?? 3000, host)
+  const url = `http://${hostForUrl(host)}:${address.port}`
+  let runtime: ManagedRuntime.ManagedRuntime<Services, never> | undefined
+  try {
+    const config = { ...options, publicUrl: options.publicUrl ?? url }
+    // Validates the configuration now, not on the first request.
+    ServerMetadata.make(config)
+    runtime = ManagedRuntime.make(Dcr.layer({ server: config }))
+    const listener = await runtime.runPromise(NodeHandler.make)
+    http.on("request", listener)
+    return {
+      url,
+      registrationEndpoint: ServerMetadata.make(config).registrationEndpoint,
+      close: async () => {
+        await new Promise<void>((resolve) => http.close(() => resolve()))
+        await runtime?.dispose()
+      }
+    }
+  } catch (error) {
+    http.close()
+    await runtime?.dispose()
+    throw error
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Strict JSON body reading for D18: UTF-8, one JSON object, no duplicate member
+ * names at any depth.
+ *
+ * @internal
+ */
+
+const decoder = new TextDecoder("utf-8", { fatal: true })
+
+export type JsonObject = { readonly [member: string]: unknown }
+
+export type ParsedBody =
+  { readonly _tag: "Object"; readonly value: JsonObject } | { readonly _tag: "Invalid"; readonly reason: string }
+
+/** True for a plain JSON object (not an array, not null). */
+export const isJsonObject = (value: unknown): value is JsonObject =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/**
+ * Decodes and parses a request body. `JSON.parse` does the parsing (it is
+ * native and far faster than anything written here); a second linear scan over
+ * the already-valid text rejects duplicate member names, which `JSON.parse`
+ * would silently resolve to the last one — two parsers that disagree about a
+ * document are a classic way to smuggle values past a validator.
+ */
+export const parseJsonObject = (bytes: Uint8Array): ParsedBody => {
+  let text: string
+  try {
+    text = decoder.decode(bytes)
+  } catch {
+    return { _tag: "Invalid", reason: "the request body is not valid UTF-8" }
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return { _tag: "Invalid", reason: "the request body is not valid JSON" }
+  }
+  if (!isJsonObject(value)) {
+    return { _tag: "Invalid", reason: "the request body must be a JSON object" }
+  }
+  if (hasDuplicateMember(text)) {
+    return { _tag: "Invalid", reason: "the request body repeats a member name" }
+  }
+  return { _tag: "Object", value }
+}
+
+/**
+ * Scans text that `JSON.parse` accepted and reports whether any object repeats
+ * a member name. Iterative (no recursion), so deep nesting cannot overflow the
+ * stack. Member names are compared after unescaping, as `JSON.parse` does.
+ */
+export const hasDuplicateMember = (text: string): boolean => {
+  // One entry per open container: a Set of member names for objects, null for arrays.
+  const stack: Array<Set<string> | null> = []
+  let expectKey = false
+  const length = text.length
+  let i = 0
+  while (i < length) {
+    const c = text.charCodeAt(i)
+    if (c === 0x7b /* { */) {
+      stack.push(new Set())
+      expectKey = true
+      i++
+    } else if (c === 0x5b /* [ */) {
+      stack.push(null)
+      expectKey = false
+      i++
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop()
+      expectKey = false
+      i++
+    } else if (c === 0x2c /* , */) {
+      expectKey = stack.length > 0 && stack[stack.length - 1] !== null
+      i++
+    } else if (c === 0x22 /* " */) {
+      let end = i + 1
+      let escaped = false
+      while (end < length) {
+        const d = text.charCodeAt(end)
+        if (d === 0x5c /* \ */) {
+          escaped = true
+          end += 2
+        } else if (d === 0x22) {
+          break
+        } else {
+          end++
+        }
+      }
+      if (expectKey) {
+        const raw = text.slice(i + 1, end)
+        const name = escaped ? String(JSON.parse(text.slice(i, end + 1))) : raw
+        const members = stack[stack.length - 1]
+        if (members) {
+          if (members.has(name)) return true
+          members.add(name)
+        }
+        expectKey = false
+      }
+      i = end + 1
+    } else {
+      i++
+    }
+  }
+  return false
+}

@@ -1,0 +1,12 @@
+/**
+ * BCP 47 language tags (RFC 5646 §2.1 syntax) for language-tagged metadata
+ * members (SPEC R7591-2.2-b, D10).
+ *
+ * @internal
+ */
+
+const langtag =
+  /^(?:(?:[a-z]{2,3}(?:-[a-z]{3}){0,3}|[a-z]{4}|[a-z]{5,8})(?:-[a-z]{4})?(?:-(?:[a-z]{2}|[0-9]{3}))?(?:-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*(?:-[0-9a-wy-z](?:-[a-z0-9]{2,8})+)*(?:-x(?:-[a-z0-9]{1,8})+)?|x(?:-[a-z0-9]{1,8})+|i-[a-z]{2,8}|en-gb-oed|sgn-[a-z]{2}-[a-z]{3})$/i
+
+/** True when `tag` is a well-formed BCP 47 language tag. */
+export const isLanguageTag = (tag: string): boolean => tag.length <= 64 && langtag.test(tag)
