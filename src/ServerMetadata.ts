@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Context, Layer, Schema } from "effect"
+import { StandardMembers } from "./ClientMetadata.js"
 
 /**
  * The RFC 8414 members that drive client metadata validation.
@@ -145,6 +146,19 @@ export const normalizeResponseType = (value: string): string => {
   return tokens.length === 1 ? value : tokens.slice().sort().join(" ")
 }
 
+// Names an extension may not take: the RFC 7591 §2 members, and the members
+// the server sets in a client information response.
+const reservedMembers: ReadonlySet<string> = new Set([
+  ...Object.keys(StandardMembers.fields),
+  "client_id",
+  "client_secret",
+  "client_id_issued_at",
+  "client_secret_expires_at",
+  "registration_access_token",
+  "registration_client_uri",
+  "software_statement"
+])
+
 const stripTrailingSlash = (url: string): string => (url.endsWith("/") ? url.slice(0, -1) : url)
 
 /**
@@ -180,6 +194,11 @@ export const make = (options: Options): ServerConfig => {
   const clientSecretLifetimeSeconds = options.clientSecretLifetimeSeconds ?? 0
   if (!Number.isSafeInteger(clientSecretLifetimeSeconds) || clientSecretLifetimeSeconds < 0) {
     throw new Error("clientSecretLifetimeSeconds must be a whole number of seconds, 0 for never")
+  }
+  for (const name of Object.keys(options.extensions ?? {})) {
+    if (reservedMembers.has(name) || name.includes("#")) {
+      throw new Error(`extension member ${JSON.stringify(name)} would shadow a standard or server-managed member`)
+    }
   }
   const issuer = options.issuer ?? publicUrl
   const registrationEndpoint = publicUrl + registrationPath
