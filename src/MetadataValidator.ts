@@ -19,7 +19,7 @@ import { InvalidClientMetadata, InvalidRedirectUri } from "./ProtocolError.js"
 import { normalizeResponseType, type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
 import { isLanguageTag } from "./internal/languageTag.js"
 import { checkRedirectUri, checkWebUrl } from "./internal/uri.js"
-import { isJsonObject, type JsonObject } from "./internal/json.js"
+import { isJsonObject, type JsonObject, withoutDangerousMembers } from "./internal/json.js"
 
 /**
  * What the validator knows about the request.
@@ -128,6 +128,19 @@ const grantsForResponseType = (responseType: string): ReadonlyArray<string> => {
 
 const privateJwkMembers = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] as const
 
+/** RSA keys under 2048 bits are refused, as jose itself refuses to use them. */
+const isWeakRsaKey = (key: unknown): boolean => {
+  if (typeof key !== "object" || key === null || !("algorithm" in key)) return false
+  const algorithm: unknown = key.algorithm
+  return (
+    typeof algorithm === "object" &&
+    algorithm !== null &&
+    "modulusLength" in algorithm &&
+    typeof algorithm.modulusLength === "number" &&
+    algorithm.modulusLength < 2048
+  )
+}
+
 const inferAlg = (jwk: JsonObject): string | undefined => {
   if (typeof jwk.alg === "string") return jwk.alg
   switch (jwk.kty) {
@@ -162,7 +175,7 @@ const checkJwksShape = (value: unknown): Checked => {
       kids.add(key.kid)
     }
   }
-  return ok(value)
+  return ok(withoutDangerousMembers(value))
 }
 
 const importJwks = (jwks: JsonObject): Effect.Effect<void, MetadataError> => {
@@ -179,7 +192,12 @@ const importJwks = (jwks: JsonObject): Effect.Effect<void, MetadataError> => {
       return Effect.tryPromise({
         try: () => Jose.importJWK({ ...key }, alg),
         catch: () => new InvalidClientMetadata({ description: `jwks.keys[${i}] is not a valid public key` })
-      })
+      }).pipe(
+        Effect.filterOrFail(
+          (imported) => !isWeakRsaKey(imported),
+          () => new InvalidClientMetadata({ description: `jwks.keys[${i}] is an RSA key shorter than 2048 bits` })
+        )
+      )
     },
     { discard: true }
   )
@@ -301,7 +319,7 @@ export const make = (config: ServerConfig): MetadataValidatorService => {
         if (typeof checked.value === "string") localized.push([key, checked.value])
         continue
       }
-      if (extensionCodecs.has(key)) extensions.push([key, value])
+      if (extensionCodecs.has(key)) extensions.push([key, withoutDangerousMembers(value)])
       // anything else: not understood, dropped (R7591-2-m)
     }
 

@@ -39,18 +39,47 @@ export const parseJsonObject = (bytes: Uint8Array): ParsedBody => {
   if (!isJsonObject(value)) {
     return { _tag: "Invalid", reason: "the request body must be a JSON object" }
   }
-  if (hasDuplicateMember(text)) {
-    return { _tag: "Invalid", reason: "the request body repeats a member name" }
-  }
+  const problem = scan(text)
+  if (problem === "duplicate") return { _tag: "Invalid", reason: "the request body repeats a member name" }
+  if (problem === "too-deep")
+    return { _tag: "Invalid", reason: `the request body nests deeper than ${maxDepth} levels` }
   return { _tag: "Object", value }
 }
 
+const dangerousMembers: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"])
+
 /**
- * Scans text that `JSON.parse` accepted and reports whether any object repeats
- * a member name. Iterative (no recursion), so deep nesting cannot overflow the
- * stack. Member names are compared after unescaping, as `JSON.parse` does.
+ * A deep copy of a JSON value without members named `__proto__`,
+ * `constructor` or `prototype` (D18): what the validator keeps of free-form
+ * values (JWK Sets, extension members), so none of them reaches storage.
  */
-export const hasDuplicateMember = (text: string): boolean => {
+export const withoutDangerousMembers = (value: unknown): unknown => {
+  if (Array.isArray(value)) return value.map(withoutDangerousMembers)
+  if (!isJsonObject(value)) return value
+  const result: Record<string, unknown> = {}
+  for (const key of Object.keys(value)) {
+    if (!dangerousMembers.has(key)) result[key] = withoutDangerousMembers(value[key])
+  }
+  return result
+}
+
+/**
+ * How deeply a body may nest. Client metadata needs four levels (a JWK Set's
+ * key's array member); the limit keeps every later recursive walk (copies,
+ * schema decoding, serialisation) far from the stack's end.
+ */
+export const maxDepth = 32
+
+/** True when some object in the (valid JSON) text repeats a member name. */
+export const hasDuplicateMember = (text: string): boolean => scan(text, Infinity) === "duplicate"
+
+/**
+ * Scans text that `JSON.parse` accepted for an object that repeats a member
+ * name, or nesting deeper than `depthLimit`. Iterative (no recursion), so deep
+ * nesting cannot overflow the stack. Member names are compared after
+ * unescaping, as `JSON.parse` does.
+ */
+const scan = (text: string, depthLimit: number = maxDepth): "duplicate" | "too-deep" | undefined => {
   // One entry per open container: a Set of member names for objects, null for arrays.
   const stack: Array<Set<string> | null> = []
   let expectKey = false
@@ -59,10 +88,12 @@ export const hasDuplicateMember = (text: string): boolean => {
   while (i < length) {
     const c = text.charCodeAt(i)
     if (c === 0x7b /* { */) {
+      if (stack.length >= depthLimit) return "too-deep"
       stack.push(new Set())
       expectKey = true
       i++
     } else if (c === 0x5b /* [ */) {
+      if (stack.length >= depthLimit) return "too-deep"
       stack.push(null)
       expectKey = false
       i++
@@ -92,7 +123,7 @@ export const hasDuplicateMember = (text: string): boolean => {
         const name = escaped ? String(JSON.parse(text.slice(i, end + 1))) : raw
         const members = stack[stack.length - 1]
         if (members) {
-          if (members.has(name)) return true
+          if (members.has(name)) return "duplicate"
           members.add(name)
         }
         expectKey = false
@@ -102,5 +133,5 @@ export const hasDuplicateMember = (text: string): boolean => {
       i++
     }
   }
-  return false
+  return undefined
 }
