@@ -9,6 +9,11 @@ const schemePrefix = /^([A-Za-z][A-Za-z0-9+.-]*):/
 // Controls, spaces and characters RFC 3986 never allows unescaped.
 const forbiddenChars = /[\u0000-\u0020\u007f-\u009f"<>\\^`{|}]/
 
+// "scheme://" followed by a non-empty authority. WHATWG's URL parser would
+// turn `https:///evil.example` into host `evil.example`; RFC 3986 says the
+// host is empty there, and an empty host is refused.
+const withAuthority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]/
+
 const loopbackHosts = new Set(["localhost", "127.0.0.1", "[::1]"])
 
 /** Why a URI was refused, or undefined when it is acceptable. */
@@ -30,7 +35,7 @@ const parse = (value: string): URL | undefined => {
 export const checkWebUrl = (value: string): UriProblem => {
   const scheme = schemePrefix.exec(value)?.[1]?.toLowerCase()
   if (scheme !== "https" && scheme !== "http") return "must be an absolute http or https URL"
-  if (!value.slice(scheme.length + 1).startsWith("//")) return "must be an absolute http or https URL"
+  if (!withAuthority.test(value)) return "must be an absolute http or https URL with a host"
   const url = parse(value)
   if (url === undefined || url.hostname === "") return "is not a valid URL"
   return undefined
@@ -48,11 +53,11 @@ export const checkRedirectUri = (value: string): UriProblem => {
   const url = parse(value)
   if (url === undefined) return "is not a valid URI"
   if (scheme === "https") {
-    if (!value.slice(6).startsWith("//") || url.hostname === "") return "must name a host"
+    if (!withAuthority.test(value) || url.hostname === "") return "must name a host"
     return undefined
   }
   if (scheme === "http") {
-    if (!value.slice(5).startsWith("//") || url.hostname === "") return "must name a host"
+    if (!withAuthority.test(value) || url.hostname === "") return "must name a host"
     if (!loopbackHosts.has(url.hostname.toLowerCase())) return "may use http only on a loopback host"
     return undefined
   }
