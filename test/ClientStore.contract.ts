@@ -13,7 +13,8 @@ import { ClientStore } from "../src/ClientStore.js"
 /** A fresh, unique name for one test's client or token. */
 const unique = (prefix: string): string => `${prefix}-${randomUUID()}`
 
-const makeClient = (clientId: string, version = 1, name = "Contract Client"): RegisteredClient => ({
+/** A client record for store tests. */
+export const makeClient = (clientId: string, version = 1, name = "Contract Client"): RegisteredClient => ({
   clientId,
   clientIdIssuedAt: 1_700_000_000,
   clientSecret: Redacted.make(`secret-of-${clientId}`),

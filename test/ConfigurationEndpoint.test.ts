@@ -4,7 +4,7 @@
  * SPEC rule it pins.
  */
 import { Cause, Clock, Effect, Layer, Logger, Option, Redacted } from "effect"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import * as ClientEvents from "../src/ClientEvents.js"
 import type { RegisteredClient } from "../src/ClientInformation.js"
 import * as ClientStore from "../src/ClientStore.js"
@@ -13,11 +13,10 @@ import * as PermissionPolicy from "../src/PermissionPolicy.js"
 import { StoreError } from "../src/ProtocolError.js"
 import * as TokenAuthenticator from "../src/TokenAuthenticator.js"
 import {
-  makeTestServer,
+  serversDisposedAfterEach,
   publicUrl,
   register,
   registrationEndpoint,
-  type TestOptions,
   type TestResponse,
   type TestServer,
   updateBodyFrom,
@@ -27,18 +26,8 @@ import {
 // ---------------------------------------------------------------------------
 // helpers
 
-const servers: Array<TestServer> = []
-
 /** A test server disposed after the test. */
-const serve = (options: TestOptions = {}): TestServer => {
-  const server = makeTestServer(options)
-  servers.push(server)
-  return server
-}
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.dispose()))
-})
+const serve = serversDisposedAfterEach()
 
 /** The default realm: the issuer, which defaults to the public URL. */
 const realm = publicUrl

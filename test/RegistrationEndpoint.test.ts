@@ -4,30 +4,20 @@
  * named after the SPEC rule it pins.
  */
 import { Effect, Option } from "effect"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import * as ClientStore from "../src/ClientStore.js"
 import * as Credentials from "../src/Credentials.js"
 import {
-  makeTestServer,
+  serversDisposedAfterEach,
   register,
   registrationEndpoint,
-  type TestOptions,
   type TestResponse,
   type TestServer,
   webClient
 } from "./support/http.js"
 
-const servers: Array<TestServer> = []
-
-const serve = (options: TestOptions = {}): TestServer => {
-  const server = makeTestServer(options)
-  servers.push(server)
-  return server
-}
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.dispose()))
-})
+/** A test server disposed after the test. */
+const serve = serversDisposedAfterEach()
 
 const expectNoStore = (response: TestResponse): void => {
   expect(response.headers.get("cache-control")).toBe("no-store")

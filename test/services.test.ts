@@ -16,26 +16,11 @@ import * as Dcr from "../src/Dcr.js"
 import * as PermissionPolicy from "../src/PermissionPolicy.js"
 import * as Registration from "../src/Registration.js"
 import * as TokenAuthenticator from "../src/TokenAuthenticator.js"
-import { clientStoreContract } from "./ClientStore.contract.js"
+import { clientStoreContract, makeClient } from "./ClientStore.contract.js"
 
 const base64url256 = /^[A-Za-z0-9_-]{43}$/
 const base64url128 = /^[A-Za-z0-9_-]{22}$/
 const nodeSha256 = (value: string): string => createHash("sha256").update(value, "utf8").digest("base64url")
-
-const makeClient = (clientId: string, overrides: Partial<RegisteredClient> = {}): RegisteredClient => ({
-  clientId,
-  clientIdIssuedAt: 1_700_000_000,
-  clientSecret: Redacted.make(`secret-of-${clientId}`),
-  clientSecretExpiresAt: 0,
-  metadata: {
-    redirect_uris: ["https://client.example.org/cb"],
-    token_endpoint_auth_method: "client_secret_basic",
-    grant_types: ["authorization_code"],
-    response_types: ["code"]
-  },
-  version: 1,
-  ...overrides
-})
 
 // ---------------------------------------------------------------------------
 // Credentials
@@ -331,9 +316,10 @@ describe("PermissionPolicy.layerFromPredicate", () => {
   it.effect("D3 R7592-2.1-g R7592-2.2-k R7592-2.3-h a refusal is InsufficientScope naming the operation", () =>
     Effect.gen(function* () {
       const policy = yield* PermissionPolicy.PermissionPolicy
-      const kiosk = makeClient("kiosk", {
+      const kiosk: RegisteredClient = {
+        ...makeClient("kiosk"),
         metadata: { software_id: "kiosk", grant_types: ["client_credentials"], response_types: [] }
-      })
+      }
       const normal = makeClient("normal")
       for (const operation of operations) {
         expect(Exit.isSuccess(yield* Effect.exit(policy.check(normal, operation)))).toBe(true)

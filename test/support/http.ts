@@ -3,6 +3,7 @@
  * `Response`s out, through `PlatformHttp.router` mounted like a host would.
  */
 import { HttpApp, HttpRouter } from "@effect/platform"
+import { afterEach } from "vitest"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import * as Credentials from "../../src/Credentials.js"
 import * as Dcr from "../../src/Dcr.js"
@@ -92,6 +93,22 @@ export const makeTestServer = (options: TestOptions = {}): TestServer => {
     },
     run: (effect) => runtime.runPromise(effect),
     dispose: () => runtime.dispose()
+  }
+}
+
+/**
+ * A `makeTestServer` that disposes every server it made after each test of
+ * the calling file.
+ */
+export const serversDisposedAfterEach = (): ((options?: TestOptions) => TestServer) => {
+  const servers: Array<TestServer> = []
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((server) => server.dispose()))
+  })
+  return (options = {}) => {
+    const server = makeTestServer(options)
+    servers.push(server)
+    return server
   }
 }
 
