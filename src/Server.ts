@@ -67,13 +67,13 @@ export const serve = async (options: ServeOptions = {}): Promise<RunningServer> 
   try {
     const config = { ...options, publicUrl: options.publicUrl ?? url }
     // Validates the configuration now, not on the first request.
-    ServerMetadata.make(config)
+    const resolved = ServerMetadata.make(config)
     runtime = ManagedRuntime.make(Dcr.layer({ server: config }))
     const listener = await runtime.runPromise(NodeHandler.make)
     http.on("request", listener)
     return {
       url,
-      registrationEndpoint: ServerMetadata.make(config).registrationEndpoint,
+      registrationEndpoint: resolved.registrationEndpoint,
       close: async () => {
         await new Promise<void>((resolve) => http.close(() => resolve()))
         await runtime?.dispose()
