@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Redacted } from "effect"
+import { Clock, Effect, Option, Redacted } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
 import { forbiddenUpdateMembers, secretAuthMethods } from "./ClientMetadata.js"
 import { ClientEvents } from "./ClientEvents.js"
@@ -95,8 +95,72 @@ export const read = (
   Effect.gen(function* () {
     const server = yield* ServerMetadata
     const { client, token } = yield* authorize(credential, clientId, "read")
-    return { client, registrationAccessToken: token.value, registrationClientUri: server.clientUri(client.clientId) }
-  }).pipe(Effect.withSpan("ClientConfiguration.read"))
+    // D14, R7592-2.1-c: an expired secret is replaced in this very response.
+    const current = (yield* renewExpiredSecret(client)) ?? client
+    return { client: current, registrationAccessToken: token.value, registrationClientUri: server.clientUri(clientId) }
+  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.read"))
+
+const nowSeconds = Effect.map(Clock.currentTimeMillis, (millis) => Math.floor(millis / 1000))
+
+/** True when the client holds a secret whose expiry has passed. */
+const secretExpired = (client: RegisteredClient, now: number): boolean =>
+  client.clientSecret !== undefined && client.clientSecretExpiresAt !== 0 && client.clientSecretExpiresAt <= now
+
+/** The client with a new secret and expiry (D14), one version on. */
+const withNewSecret = (client: RegisteredClient) =>
+  Effect.gen(function* () {
+    const server = yield* ServerMetadata
+    const now = yield* nowSeconds
+    const next: RegisteredClient = {
+      ...client,
+      clientSecret: yield* (yield* Credentials).clientSecret,
+      clientSecretExpiresAt: secretExpiry(now, server.clientSecretLifetimeSeconds),
+      version: client.version + 1
+    }
+    return next
+  })
+
+/** Stores `next` over `previous` (compare-and-set) and tells the host. */
+const commit = (previous: RegisteredClient, next: RegisteredClient, rotation?: TokenRotation) =>
+  Effect.gen(function* () {
+    const outcome = yield* (yield* ClientStore).update(next, previous.version, rotation)
+    if (outcome !== "updated") return yield* Effect.fail(new Conflict())
+    yield* notify((yield* ClientEvents).updated(previous, next))
+  })
+
+/** Replaces an expired secret; undefined when the secret is still good. */
+const renewExpiredSecret = (client: RegisteredClient) =>
+  Effect.gen(function* () {
+    if (!secretExpired(client, yield* nowSeconds)) return undefined
+    const next = yield* withNewSecret(client)
+    yield* commit(client, next)
+    return next
+  })
+
+/**
+ * Host API (D14): gives a client a new secret now, with a new expiry. Fails
+ * with `ClientNotFound` for an unknown client and with `InvalidRequest` for a
+ * client whose authentication method uses no secret.
+ *
+ * @since 0.1.0
+ * @category programs
+ */
+export const rotateSecret = (
+  clientId: string
+): Effect.Effect<RegisteredClient, ClientNotFound | InvalidRequest | StoreError, ConfigurationServices> =>
+  Effect.gen(function* () {
+    const found = yield* (yield* ClientStore).findById(clientId)
+    if (Option.isNone(found)) return yield* Effect.fail(new ClientNotFound({ clientId }))
+    const client = found.value
+    if (client.clientSecret === undefined) {
+      return yield* Effect.fail(
+        new InvalidRequest({ description: "the client's authentication method uses no secret" })
+      )
+    }
+    const next = yield* withNewSecret(client)
+    yield* commit(client, next)
+    return next
+  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.rotateSecret"))
 
 /** An update lost a compare-and-set race; the whole update runs again. */
 class Conflict {
@@ -104,6 +168,20 @@ class Conflict {
 }
 
 const maxAttempts = 16
+
+/**
+ * Runs a read-modify-write again when it lost a compare-and-set race: the
+ * next attempt starts from authentication, so it sees the winner's rotation
+ * or deletion and answers accordingly. Attempts are bounded.
+ */
+const retryOnConflict = <A, E, R>(self: Effect.Effect<A, E | Conflict, R>): Effect.Effect<A, E | StoreError, R> =>
+  self.pipe(
+    Effect.retry({ while: (error) => error instanceof Conflict, times: maxAttempts - 1 }),
+    Effect.catchIf(
+      (error): error is Conflict => error instanceof Conflict,
+      () => Effect.fail(new StoreError({ operation: "too many concurrent changes of one client" }))
+    )
+  )
 
 /**
  * The request-level checks of D7 (R7592-2.2-c/e/f), before any metadata rule.
@@ -153,34 +231,32 @@ export const update = (
   credential: Redacted.Redacted<string>,
   clientId: string,
   body: unknown
-): Effect.Effect<ClientInformation, UpdateError | StoreError, ConfigurationServices> => {
-  const attempt = Effect.gen(function* () {
+): Effect.Effect<ClientInformation, UpdateError | StoreError, ConfigurationServices> =>
+  Effect.gen(function* () {
     const server = yield* ServerMetadata
     const credentials = yield* Credentials
-    const store = yield* ClientStore
     const { client, token } = yield* authorize(credential, clientId, "update")
     yield* checkUpdateBody(body, client, credentials)
-    const metadata = yield* (yield* MetadataValidator).validate(body, { operation: "update", current: client })
+    // D22: the policy the client was registered under still applies.
+    const metadata = yield* (yield* MetadataValidator).validate(body, {
+      operation: "update",
+      current: client,
+      policy: client.policy
+    })
 
+    // D14: a secret exactly when the method uses one; an expired one is replaced.
     const method = metadata.token_endpoint_auth_method
     const usesSecret = method !== undefined && secretAuthMethods.has(method)
-    let clientSecret = client.clientSecret
-    let clientSecretExpiresAt = client.clientSecretExpiresAt
-    if (!usesSecret) {
-      clientSecret = undefined
-      clientSecretExpiresAt = 0
-    } else if (clientSecret === undefined) {
-      const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-      clientSecret = yield* credentials.clientSecret
-      clientSecretExpiresAt = secretExpiry(now, server.clientSecretLifetimeSeconds)
-    }
+    const keepsSecret = usesSecret && client.clientSecret !== undefined && !secretExpired(client, yield* nowSeconds)
+    const secretSource = keepsSecret ? client : usesSecret ? yield* withNewSecret(client) : undefined
     const next: RegisteredClient = {
       clientId: client.clientId,
       clientIdIssuedAt: client.clientIdIssuedAt,
-      clientSecret,
-      clientSecretExpiresAt,
+      clientSecret: secretSource?.clientSecret,
+      clientSecretExpiresAt: secretSource?.clientSecretExpiresAt ?? 0,
       metadata,
-      version: client.version + 1
+      version: client.version + 1,
+      policy: client.policy
     }
     let registrationAccessToken = token.value
     let rotation: TokenRotation | undefined
@@ -189,25 +265,14 @@ export const update = (
       rotation = { revoke: token.tokenId, issue: issued.tokenId }
       registrationAccessToken = issued.value
     }
-    const outcome = yield* store.update(next, client.version, rotation)
-    if (outcome !== "updated") return yield* Effect.fail(new Conflict())
-    yield* notify((yield* ClientEvents).updated(client, next))
+    yield* commit(client, next, rotation)
     const info: ClientInformation = {
       client: next,
       registrationAccessToken,
       registrationClientUri: server.clientUri(next.clientId)
     }
     return info
-  })
-  return attempt.pipe(
-    Effect.retry({ while: (error) => error instanceof Conflict, times: maxAttempts - 1 }),
-    Effect.catchIf(
-      (error): error is Conflict => error instanceof Conflict,
-      () => Effect.fail(new StoreError({ operation: "update: too many concurrent updates" }))
-    ),
-    Effect.withSpan("ClientConfiguration.update")
-  )
-}
+  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.update"))
 
 /**
  * RFC 7592 §2.3: deprovisions the client. The client and every token it owns

@@ -6,6 +6,7 @@
  */
 import { Redacted, Schema } from "effect"
 import { ClientMetadata } from "./ClientMetadata.js"
+import type { RegistrationPolicy } from "./RegistrationPolicy.js"
 
 /**
  * What the store keeps for one client. The registration access token is not
@@ -26,6 +27,8 @@ export interface RegisteredClient {
   readonly metadata: ClientMetadata
   /** Incremented by every update; the store's compare-and-set compares it. */
   readonly version: number
+  /** The registration policy of the initial access token it was registered with (D22). */
+  readonly policy?: RegistrationPolicy | undefined
 }
 
 /**

@@ -54,7 +54,11 @@ export const StandardMembers = Schema.Struct({
  * @category schemas
  */
 export const ClientMetadata = Schema.Struct(
-  StandardMembers.fields,
+  {
+    ...StandardMembers.fields,
+    /** The software statement the metadata was taken from, kept verbatim (R7591-3.2.1-h). */
+    software_statement: Schema.optional(Schema.String)
+  },
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 )
 

@@ -11,6 +11,7 @@
 import { Context, Effect, Layer, Option } from "effect"
 import type { RegisteredClient } from "./ClientInformation.js"
 import type { StoreError } from "./ProtocolError.js"
+import type { RegistrationPolicy } from "./RegistrationPolicy.js"
 
 /**
  * The outcome of a compare-and-set update.
@@ -19,6 +20,55 @@ import type { StoreError } from "./ProtocolError.js"
  * @category models
  */
 export type UpdateOutcome = "updated" | "conflict" | "missing"
+
+/**
+ * An issued initial access token (D22), known by the SHA-256 of its value.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InitialTokenRecord {
+  readonly tokenId: string
+  /** Seconds since the epoch; 0 for never. */
+  readonly expiresAt: number
+  /** Registrations it still allows; undefined for unlimited. */
+  readonly usesRemaining: number | undefined
+  /** Restrictions carried over to every client registered with it. */
+  readonly policy: RegistrationPolicy | undefined
+  /** Seconds since the epoch. */
+  readonly createdAt: number
+}
+
+/**
+ * Spends one use of an initial access token in the same atomic step as an
+ * insert: the insert happens only if the token is live at `now` and has a
+ * use left.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InitialTokenUse {
+  readonly tokenId: string
+  /** Seconds since the epoch. */
+  readonly now: number
+}
+
+/**
+ * The outcome of an insert.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type InsertOutcome = "inserted" | "initial-token-unavailable"
+
+/**
+ * True when an initial access token record can be used at `now`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const isUsable = (record: InitialTokenRecord, now: number): boolean =>
+  (record.expiresAt === 0 || now < record.expiresAt) && (record.usesRemaining === undefined || record.usesRemaining > 0)
 
 /**
  * A token swap performed atomically with an update (D15 rotation).
@@ -38,8 +88,17 @@ export interface TokenRotation {
  * @category models
  */
 export interface ClientStoreService {
-  /** Stores a new client with its first token. Fails if the id or token id is taken. */
-  readonly insert: (client: RegisteredClient, tokenId: string) => Effect.Effect<void, StoreError>
+  /**
+   * Stores a new client with its first token. With `initialToken`, one use of
+   * that initial access token is spent in the same atomic step, and nothing
+   * is stored when it is no longer usable. A taken client id or token id is a
+   * defect (ids are random) or a `StoreError`.
+   */
+  readonly insert: (
+    client: RegisteredClient,
+    tokenId: string,
+    initialToken?: InitialTokenUse
+  ) => Effect.Effect<InsertOutcome, StoreError>
   readonly findById: (clientId: string) => Effect.Effect<Option.Option<RegisteredClient>, StoreError>
   /** The client a token id belongs to, if the token is live. */
   readonly findTokenOwner: (tokenId: string) => Effect.Effect<Option.Option<string>, StoreError>
@@ -58,6 +117,9 @@ export interface ClientStoreService {
   readonly remove: (clientId: string) => Effect.Effect<boolean, StoreError>
   /** Makes one token id stop working (D2). */
   readonly revokeToken: (tokenId: string) => Effect.Effect<void, StoreError>
+  /** Stores a newly minted initial access token (D22). */
+  readonly insertInitialToken: (record: InitialTokenRecord) => Effect.Effect<void, StoreError>
+  readonly findInitialToken: (tokenId: string) => Effect.Effect<Option.Option<InitialTokenRecord>, StoreError>
 }
 
 /**
@@ -78,17 +140,27 @@ export const makeMemory = (): ClientStoreService => {
   // token id -> client id, and client id -> its token ids
   const tokenOwners = new Map<string, string>()
   const tokensOf = new Map<string, Set<string>>()
+  const initialTokens = new Map<string, InitialTokenRecord>()
 
   return {
-    insert: (client, tokenId) =>
-      Effect.suspend(() => {
+    insert: (client, tokenId, initialToken) =>
+      Effect.suspend((): Effect.Effect<InsertOutcome> => {
         if (clients.has(client.clientId) || tokenOwners.has(tokenId)) {
           return Effect.die(new Error("ClientStore.insert: client id or token id already taken"))
+        }
+        if (initialToken !== undefined) {
+          const record = initialTokens.get(initialToken.tokenId)
+          if (record === undefined || !isUsable(record, initialToken.now)) {
+            return Effect.succeed("initial-token-unavailable")
+          }
+          if (record.usesRemaining !== undefined) {
+            initialTokens.set(record.tokenId, { ...record, usesRemaining: record.usesRemaining - 1 })
+          }
         }
         clients.set(client.clientId, client)
         tokenOwners.set(tokenId, client.clientId)
         tokensOf.set(client.clientId, new Set([tokenId]))
-        return Effect.void
+        return Effect.succeed("inserted")
       }),
     findById: (clientId) => Effect.sync(() => Option.fromNullable(clients.get(clientId))),
     findTokenOwner: (tokenId) => Effect.sync(() => Option.fromNullable(tokenOwners.get(tokenId))),
@@ -126,7 +198,16 @@ export const makeMemory = (): ClientStoreService => {
         if (owner === undefined) return
         tokenOwners.delete(tokenId)
         tokensOf.get(owner)?.delete(tokenId)
-      })
+      }),
+    insertInitialToken: (record) =>
+      Effect.suspend(() => {
+        if (initialTokens.has(record.tokenId)) {
+          return Effect.die(new Error("ClientStore.insertInitialToken: token id already taken"))
+        }
+        initialTokens.set(record.tokenId, record)
+        return Effect.void
+      }),
+    findInitialToken: (tokenId) => Effect.sync(() => Option.fromNullable(initialTokens.get(tokenId)))
   }
 }
 

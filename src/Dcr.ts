@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { FetchHttpClient, type HttpClient } from "@effect/platform"
 import { Layer } from "effect"
 import * as ClientEvents from "./ClientEvents.js"
 import * as ClientLookup from "./ClientLookup.js"
@@ -12,7 +13,9 @@ import * as Credentials from "./Credentials.js"
 import * as MetadataValidator from "./MetadataValidator.js"
 import * as PermissionPolicy from "./PermissionPolicy.js"
 import type { Services } from "./Protocol.js"
+import * as InitialAccessTokens from "./InitialAccessTokens.js"
 import * as ServerMetadata from "./ServerMetadata.js"
+import * as SoftwareStatements from "./SoftwareStatements.js"
 import * as TokenAuthenticator from "./TokenAuthenticator.js"
 
 /**
@@ -46,7 +49,14 @@ export interface Options<E = never> {
   /** Default: `PermissionPolicy.layerAllowAll`. */
   readonly permissionPolicy?: Layer.Layer<PermissionPolicy.PermissionPolicy, never, Foundation> | undefined
   /** Default: `MetadataValidator.layer`. */
-  readonly metadataValidator?: Layer.Layer<MetadataValidator.MetadataValidator, never, Foundation> | undefined
+  readonly metadataValidator?:
+    | Layer.Layer<MetadataValidator.MetadataValidator, never, Foundation | SoftwareStatements.SoftwareStatements>
+    | undefined
+  /** Default: `SoftwareStatements.layerNone` (statements ignored). Fetching issuer keys uses the `HttpClient` given, or fetch. */
+  readonly softwareStatements?:
+    Layer.Layer<SoftwareStatements.SoftwareStatements, never, Foundation | HttpClient.HttpClient> | undefined
+  /** Default: `InitialAccessTokens.layerOpen` (open registration). */
+  readonly initialAccessTokens?: Layer.Layer<InitialAccessTokens.InitialAccessTokens, never, Foundation> | undefined
   /** Default: `ClientEvents.layerNoop`. */
   readonly clientEvents?: Layer.Layer<ClientEvents.ClientEvents, never, Foundation> | undefined
 }
@@ -64,10 +74,12 @@ export const layer = <E = never>(options: Options<E>): Layer.Layer<Services, E> 
     options.credentials ?? Credentials.layer
   )
   const tokens = Layer.provideMerge(options.tokenAuthenticator ?? TokenAuthenticator.layerOpaque, foundation)
+  const statements = Layer.provide(options.softwareStatements ?? SoftwareStatements.layerNone, FetchHttpClient.layer)
   const steps = Layer.mergeAll(
     options.clientLookup ?? ClientLookup.layer,
     options.permissionPolicy ?? PermissionPolicy.layerAllowAll,
-    options.metadataValidator ?? MetadataValidator.layer,
+    (options.metadataValidator ?? MetadataValidator.layer).pipe(Layer.provide(statements)),
+    options.initialAccessTokens ?? InitialAccessTokens.layerOpen,
     options.clientEvents ?? ClientEvents.layerNoop
   )
   return Layer.provideMerge(steps, tokens)

@@ -15,7 +15,9 @@ import {
   standardMemberNames,
   webUrlMembers
 } from "./ClientMetadata.js"
-import { InvalidClientMetadata, InvalidRedirectUri } from "./ProtocolError.js"
+import { InvalidClientMetadata, InvalidRedirectUri, InvalidSoftwareStatement } from "./ProtocolError.js"
+import * as RegistrationPolicy from "./RegistrationPolicy.js"
+import { type SoftwareStatementsService, SoftwareStatements, type StatementError } from "./SoftwareStatements.js"
 import { normalizeResponseType, type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
 import { isLanguageTag } from "./internal/languageTag.js"
 import { checkRedirectUri, checkWebUrl } from "./internal/uri.js"
@@ -31,13 +33,18 @@ export interface ValidationContext {
   readonly operation: "register" | "update"
   /** The client as stored, on update. */
   readonly current?: RegisteredClient | undefined
+  /**
+   * The registration policy that applies (D22): from the initial access token
+   * at registration, from the stored client on update.
+   */
+  readonly policy?: RegistrationPolicy.RegistrationPolicy | undefined
 }
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type MetadataError = InvalidClientMetadata | InvalidRedirectUri
+export type MetadataError = InvalidClientMetadata | InvalidRedirectUri | StatementError
 
 /**
  * @since 0.1.0
@@ -203,6 +210,12 @@ const importJwks = (jwks: JsonObject): Effect.Effect<void, MetadataError> => {
   )
 }
 
+const unsupportedStatements: SoftwareStatementsService = {
+  supported: false,
+  required: false,
+  verify: () => Effect.die(new Error("software statements are not supported"))
+}
+
 /**
  * Builds the validation function for a server configuration. Everything that
  * depends only on the configuration (sets, the extension decoder) is prepared
@@ -211,7 +224,10 @@ const importJwks = (jwks: JsonObject): Effect.Effect<void, MetadataError> => {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (config: ServerConfig): MetadataValidatorService => {
+export const make = (
+  config: ServerConfig,
+  statements: SoftwareStatementsService = unsupportedStatements
+): MetadataValidatorService => {
   // One compiled decoder per extension member, prepared once (D9). The
   // decoded value is encoded back so that what is stored is plain JSON.
   const extensionCodecs = new Map(
@@ -439,14 +455,34 @@ export const make = (config: ServerConfig): MetadataValidatorService => {
   }
 
   return {
-    validate: (input) => {
+    validate: (input, context) => {
       if (!isJsonObject(input)) {
         return Effect.fail(new InvalidClientMetadata({ description: "client metadata must be a JSON object" }))
       }
-      const checked = checkSync(input)
-      if (Either.isLeft(checked)) return Effect.fail(checked.left)
-      const metadata = checked.right
-      return isJsonObject(metadata.jwks) ? Effect.as(importJwks(metadata.jwks), metadata) : Effect.succeed(metadata)
+      const finish = (
+        request: JsonObject,
+        statement: string | undefined
+      ): Effect.Effect<ClientMetadata, MetadataError> => {
+        // The server's own policy wins over the client and over any statement.
+        const checked = checkSync(RegistrationPolicy.applyFixed(context.policy, request))
+        if (Either.isLeft(checked)) return Effect.fail(checked.left)
+        const metadata = checked.right
+        const refused = RegistrationPolicy.check(context.policy, metadata)
+        if (refused !== undefined) return Effect.fail(refused)
+        if (statement !== undefined) metadata.software_statement = statement
+        return isJsonObject(metadata.jwks) ? Effect.as(importJwks(metadata.jwks), metadata) : Effect.succeed(metadata)
+      }
+      if (!statements.supported) return finish(input, undefined)
+      const presented = input.software_statement
+      if (presented === undefined || presented === null) {
+        return statements.required
+          ? Effect.fail(new InvalidSoftwareStatement({ description: "a software statement is required" }))
+          : finish(input, undefined)
+      }
+      // R7591-2-o, R7591-3.1.1-a, D21: the statement's claims take precedence.
+      return Effect.flatMap(statements.verify(presented), (verified) =>
+        finish({ ...input, ...verified.claims }, verified.statement)
+      )
     }
   }
 }
@@ -457,7 +493,7 @@ export const make = (config: ServerConfig): MetadataValidatorService => {
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<MetadataValidator, never, ServerMetadata> = Layer.effect(
+export const layer: Layer.Layer<MetadataValidator, never, ServerMetadata | SoftwareStatements> = Layer.effect(
   MetadataValidator,
-  Effect.map(ServerMetadata, make)
+  Effect.zipWith(ServerMetadata, SoftwareStatements, make)
 )

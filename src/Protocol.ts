@@ -23,6 +23,7 @@ import {
   type StoreError,
   toResponse
 } from "./ProtocolError.js"
+import { InitialAccessTokens } from "./InitialAccessTokens.js"
 import * as Registration from "./Registration.js"
 import { type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
 import { parseAuthorization } from "./internal/bearer.js"
@@ -55,7 +56,8 @@ export interface ProtocolRequest {
  * @since 0.1.0
  * @category models
  */
-export type Services = Registration.RegistrationServices | ClientConfiguration.ConfigurationServices
+export type Services =
+  Registration.RegistrationServices | ClientConfiguration.ConfigurationServices | InitialAccessTokens
 
 const createdHeaders: Readonly<Record<string, string>> = Object.freeze({
   "content-type": "application/json",
@@ -67,6 +69,24 @@ const informationResponse = (status: number, info: ClientInformation): ProtocolR
   headers: createdHeaders,
   body: JSON.stringify(toJson(info))
 })
+
+/** RFC 8414 §3: the metadata document lives below this path (plus the issuer's path, if any). */
+const wellKnown = "/.well-known/oauth-authorization-server"
+
+// The document depends only on the configuration: rendered once per configuration.
+const discoveryResponses = new WeakMap<ServerConfig, ProtocolResponse>()
+const discoveryResponse = (server: ServerConfig): ProtocolResponse => {
+  let response = discoveryResponses.get(server)
+  if (response === undefined) {
+    response = {
+      status: 200,
+      headers: { "content-type": "application/json", "cache-control": "public, max-age=300" },
+      body: JSON.stringify(server.discoveryDocument)
+    }
+    discoveryResponses.set(server, response)
+  }
+  return response
+}
 
 const noContent: ProtocolResponse = Object.freeze({ status: 204, headers: noStoreHeaders, body: undefined })
 
@@ -144,9 +164,19 @@ const route = (
 
   if (path === base) {
     if (request.method !== "POST") return Effect.fail(new MethodNotAllowed({ allow: ["POST"] }))
-    return Effect.flatMap(readBody(request, server), (body) =>
-      Effect.map(Registration.register(body), (info) => informationResponse(201, info))
-    )
+    return Effect.gen(function* () {
+      const initialTokens = yield* InitialAccessTokens
+      // D22: a missing initial access token is D5, a malformed one D6, a bad one 401.
+      const grant =
+        initialTokens.mode === "open" ? undefined : yield* initialTokens.authorize(yield* bearerToken(request, query))
+      const body = yield* readBody(request, server)
+      return informationResponse(201, yield* Registration.register(body, grant))
+    })
+  }
+  if (path === wellKnown || (server.issuerPath !== "" && path === wellKnown + server.issuerPath)) {
+    return request.method === "GET"
+      ? Effect.succeed(discoveryResponse(server))
+      : Effect.fail(new MethodNotAllowed({ allow: ["GET"] }))
   }
   if (!path.startsWith(base + "/")) return Effect.fail(new NotFound())
   const segment = path.slice(base.length + 1)

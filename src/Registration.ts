@@ -11,7 +11,8 @@ import { ClientEvents } from "./ClientEvents.js"
 import { ClientStore } from "./ClientStore.js"
 import { Credentials } from "./Credentials.js"
 import { MetadataValidator, type MetadataError } from "./MetadataValidator.js"
-import type { StoreError } from "./ProtocolError.js"
+import { InvalidToken, type StoreError } from "./ProtocolError.js"
+import type { RegistrationGrant } from "./InitialAccessTokens.js"
 import { ServerMetadata } from "./ServerMetadata.js"
 import { TokenAuthenticator } from "./TokenAuthenticator.js"
 
@@ -28,7 +29,7 @@ export type RegistrationServices =
  * @since 0.1.0
  * @category models
  */
-export type RegistrationError = MetadataError
+export type RegistrationError = MetadataError | InvalidToken
 
 /**
  * The expiry of a secret issued now (D14): 0 for never, else now + lifetime.
@@ -39,16 +40,21 @@ export type RegistrationError = MetadataError
 export const secretExpiry = (nowSeconds: number, lifetimeSeconds: number): number =>
   lifetimeSeconds === 0 ? 0 : nowSeconds + lifetimeSeconds
 
+const openGrant: RegistrationGrant = { policy: undefined, use: undefined }
+
 /**
- * Registers a client from a JSON object of requested metadata (open
- * registration). Fails with an RFC 7591 §3.2.2 error and stores nothing when
- * the metadata is not acceptable.
+ * Registers a client from a JSON object of requested metadata. `grant` is
+ * what the initial access token allowed (`InitialAccessTokens.authorize`);
+ * without one, registration is open. Fails with an RFC 7591 §3.2.2 error and
+ * stores nothing when the metadata is not acceptable; fails with
+ * `InvalidToken` when the initial access token was used up meanwhile.
  *
  * @since 0.1.0
  * @category programs
  */
 export const register = (
-  body: unknown
+  body: unknown,
+  grant: RegistrationGrant = openGrant
 ): Effect.Effect<ClientInformation, RegistrationError | StoreError, RegistrationServices> =>
   Effect.gen(function* () {
     const server = yield* ServerMetadata
@@ -58,7 +64,7 @@ export const register = (
     const store = yield* ClientStore
     const events = yield* ClientEvents
 
-    const metadata = yield* validator.validate(body, { operation: "register" })
+    const metadata = yield* validator.validate(body, { operation: "register", policy: grant.policy })
     const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
     const clientId = yield* credentials.clientId
     // D14: a secret only for methods that use one.
@@ -71,10 +77,15 @@ export const register = (
       clientSecret,
       clientSecretExpiresAt: clientSecret === undefined ? 0 : secretExpiry(now, server.clientSecretLifetimeSeconds),
       metadata,
-      version: 1
+      version: 1,
+      policy: grant.policy
     }
     const token = yield* tokens.issue(clientId)
-    yield* store.insert(client, token.tokenId)
+    // D22: one use of an issued token is spent in the same step as the insert.
+    const outcome = yield* store.insert(client, token.tokenId, grant.use)
+    if (outcome !== "inserted") {
+      return yield* Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
+    }
     yield* notify(events.registered(client))
     return {
       client,

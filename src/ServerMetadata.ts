@@ -85,6 +85,13 @@ export interface Options {
    * member is present; its encoded form is what is stored and echoed.
    */
   readonly extensions?: Extensions | undefined
+  /**
+   * More RFC 8414 members for the discovery document, such as
+   * `authorization_endpoint`, `token_endpoint` or `jwks_uri`. The members that
+   * drive validation always come from the options above, never from here, so
+   * what is advertised is what is accepted.
+   */
+  readonly discoveryMetadata?: { readonly [member: string]: unknown } | undefined
 }
 
 /**
@@ -113,8 +120,12 @@ export interface ServerConfig {
   readonly maxBodyBytes: number
   readonly clientSecretLifetimeSeconds: number
   readonly extensions: Extensions
-  /** The RFC 8414 document these values come from (for discovery). */
+  /** The RFC 8414 members these values come from. */
   readonly document: AuthorizationServerMetadata
+  /** What discovery serves: `discoveryMetadata` with `document` written over it. */
+  readonly discoveryDocument: { readonly [member: string]: unknown }
+  /** The path of the issuer URL ("" when it has none), for RFC 8414 §3's well-known URL. */
+  readonly issuerPath: string
   /** The fully qualified configuration endpoint URL of a client (R7592-3-b, D17). */
   readonly clientUri: (clientId: string) => string
 }
@@ -218,6 +229,13 @@ export const make = (options: Options): ServerConfig => {
     token_endpoint_auth_signing_alg_values_supported: [...signingAlgs]
   }
   const clientPrefix = registrationEndpoint + "/"
+  let issuerPath = ""
+  try {
+    const path = new URL(issuer).pathname
+    issuerPath = path === "/" ? "" : path.endsWith("/") ? path.slice(0, -1) : path
+  } catch {
+    // a non-URL issuer has no well-known path of its own
+  }
   return {
     issuer,
     publicUrl,
@@ -237,6 +255,8 @@ export const make = (options: Options): ServerConfig => {
     clientSecretLifetimeSeconds,
     extensions: options.extensions ?? {},
     document,
+    discoveryDocument: { ...options.discoveryMetadata, ...document },
+    issuerPath,
     clientUri: (clientId) => clientPrefix + encodeURIComponent(clientId)
   }
 }

@@ -81,7 +81,7 @@ export const clientStoreContract = <E>(name: string, layer: Layer.Layer<ClientSt
         yield* store.insert(first, tokenId)
 
         // The memory store dies; a SQL store may instead fail with StoreError.
-        const isDieOrStoreError = (exit: Exit.Exit<void, unknown>): boolean =>
+        const isDieOrStoreError = (exit: Exit.Exit<unknown, unknown>): boolean =>
           Exit.isFailure(exit) &&
           (Cause.isDie(exit.cause) ||
             Option.exists(Cause.failureOption(exit.cause), (error) => {

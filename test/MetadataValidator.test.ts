@@ -9,6 +9,7 @@ import * as Jose from "jose"
 import * as MetadataValidator from "../src/MetadataValidator.js"
 import { ErrorBody, InvalidClientMetadata, InvalidRedirectUri, toResponse } from "../src/ProtocolError.js"
 import * as ServerMetadata from "../src/ServerMetadata.js"
+import * as SoftwareStatements from "../src/SoftwareStatements.js"
 
 type ServerOptions = Omit<ServerMetadata.Options, "publicUrl">
 type Input = Readonly<Record<string, unknown>>
@@ -224,7 +225,10 @@ describe("MetadataValidator", () => {
         Effect.provide(
           MetadataValidator.layer.pipe(
             Layer.provide(
-              ServerMetadata.layer({ publicUrl, grantTypesSupported: ["password"], scopesSupported: ["custom"] })
+              Layer.merge(
+                ServerMetadata.layer({ publicUrl, grantTypesSupported: ["password"], scopesSupported: ["custom"] }),
+                SoftwareStatements.layerNone
+              )
             )
           )
         )
