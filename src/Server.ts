@@ -23,6 +23,8 @@ export interface ServeOptions extends Omit<ServerMetadata.Options, "publicUrl"> 
   readonly host?: string | undefined
   /** Default `http://{host}:{port}` (D17). */
   readonly publicUrl?: string | undefined
+  /** Replacements for any service (`Dcr.layer`'s options). */
+  readonly services?: Omit<Dcr.Options, "server"> | undefined
 }
 
 /**
@@ -65,10 +67,11 @@ export const serve = async (options: ServeOptions = {}): Promise<RunningServer> 
   const url = `http://${hostForUrl(host)}:${address.port}`
   let runtime: ManagedRuntime.ManagedRuntime<Services, never> | undefined
   try {
-    const config = { ...options, publicUrl: options.publicUrl ?? url }
+    const { services, port: _port, host: _host, ...serverOptions } = options
+    const config = { ...serverOptions, publicUrl: options.publicUrl ?? url }
     // Validates the configuration now, not on the first request.
     const resolved = ServerMetadata.make(config)
-    runtime = ManagedRuntime.make(Dcr.layer({ server: config }))
+    runtime = ManagedRuntime.make(Dcr.layer({ ...services, server: config }))
     const listener = await runtime.runPromise(NodeHandler.make)
     http.on("request", listener)
     return {

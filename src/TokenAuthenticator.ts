@@ -5,10 +5,12 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
+import * as Jose from "jose"
 import { ClientStore } from "./ClientStore.js"
 import { Credentials } from "./Credentials.js"
 import { InvalidToken, type StoreError } from "./ProtocolError.js"
+import { ServerMetadata } from "./ServerMetadata.js"
 
 /**
  * An authenticated registration access token.
@@ -89,3 +91,101 @@ export const layerOpaque: Layer.Layer<TokenAuthenticator, never, ClientStore | C
     }
   })
 )
+
+/**
+ * Options of signed registration access tokens.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface JwtOptions {
+  /**
+   * The signing key as a JWK: a private key (RS256, PS256, ES256, EdDSA…) or
+   * an `oct` key for HS256. Its `alg` member, or `alg` below, picks the algorithm.
+   */
+  readonly key: Jose.JWK
+  readonly alg?: string | undefined
+  /** `iss` of the tokens; default the server's issuer. */
+  readonly issuer?: string | undefined
+  /** `aud` of the tokens; default the registration endpoint. */
+  readonly audience?: string | undefined
+}
+
+const publicPart = (jwk: Jose.JWK): Jose.JWK => {
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...rest } = jwk
+  return rest
+}
+
+/**
+ * Registration access tokens as signed JWTs (`sub` the client, `jti` the
+ * token id) with no expiry (R7592-5-a). The store keeps each live `jti`, so
+ * rotation, revocation and deletion work exactly as for opaque tokens: a
+ * token with a valid signature but a `jti` the store no longer knows is
+ * refused.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerJwt = (
+  options: JwtOptions
+): Layer.Layer<TokenAuthenticator, never, ClientStore | Credentials | ServerMetadata> =>
+  Layer.effect(
+    TokenAuthenticator,
+    Effect.gen(function* () {
+      const store = yield* ClientStore
+      const credentials = yield* Credentials
+      const server = yield* ServerMetadata
+      const alg = options.alg ?? options.key.alg
+      if (alg === undefined || alg === "none") {
+        return yield* Effect.dieMessage("TokenAuthenticator.layerJwt: the key needs an alg")
+      }
+      const symmetric = options.key.kty === "oct"
+      const signingKey = yield* Effect.promise(() => Jose.importJWK(options.key, alg))
+      const verificationKey = symmetric
+        ? signingKey
+        : yield* Effect.promise(() => Jose.importJWK(publicPart(options.key), alg))
+      const issuer = options.issuer ?? server.issuer
+      const audience = options.audience ?? server.registrationEndpoint
+      const kid = options.key.kid
+
+      return {
+        issue: (clientId) =>
+          Effect.gen(function* () {
+            const jti = yield* credentials.clientId
+            const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+            const jwt = yield* Effect.promise(() =>
+              new Jose.SignJWT({})
+                .setProtectedHeader(kid === undefined ? { alg, typ: "JWT" } : { alg, typ: "JWT", kid })
+                .setIssuer(issuer)
+                .setAudience(audience)
+                .setSubject(clientId)
+                .setJti(jti)
+                .setIssuedAt(now)
+                .sign(signingKey)
+            )
+            return { value: Redacted.make(jwt), tokenId: jti }
+          }),
+        authenticate: (credential) =>
+          Effect.gen(function* () {
+            const now = yield* Clock.currentTimeMillis
+            const verified = yield* Effect.tryPromise({
+              try: () =>
+                Jose.jwtVerify(Redacted.value(credential), verificationKey, {
+                  algorithms: [alg],
+                  issuer,
+                  audience,
+                  currentDate: new Date(now)
+                }),
+              catch: () => invalid
+            })
+            const { sub, jti } = verified.payload
+            if (typeof sub !== "string" || typeof jti !== "string") return yield* Effect.fail(invalid)
+            // Revoked, rotated or deleted tokens are gone from the store.
+            const owner = yield* store.findTokenOwner(jti)
+            if (Option.isNone(owner) || owner.value !== sub) return yield* Effect.fail(invalid)
+            return { clientId: sub, tokenId: jti, value: credential }
+          }),
+        revoke: (token) => store.revokeToken(token.tokenId)
+      }
+    })
+  )

@@ -66,6 +66,6 @@ describe("npm start", () => {
   it("refuses a bad PORT before listening", async () => {
     const { code, stderr } = await bash("PORT=notaport node --import tsx src/bin.ts")
     expect(code).toBe(1)
-    expect(stderr).toContain("PORT must be a port number")
+    expect(stderr).toContain("PORT must be a whole number up to 65535")
   })
 })

@@ -1,0 +1,159 @@
+/**
+ * The standalone server's configuration from environment variables. Every
+ * variable is optional; a malformed one is an error naming it, reported
+ * before anything listens.
+ *
+ * | variable | meaning | default |
+ * |---|---|---|
+ * | `PORT`, `HOST` | where to listen | `3000`, `127.0.0.1` |
+ * | `PUBLIC_URL` | the URL clients reach the server at (D17) | `http://HOST:PORT` |
+ * | `REGISTRATION_MODE` | `open`, `static` or `issued` (D22) | `open` |
+ * | `INITIAL_ACCESS_TOKEN` | the static token(s), comma-separated | — |
+ * | `RAT_ROTATION` | rotate the registration access token on update (D15) | `true` |
+ * | `RAT_FORMAT` | `opaque` or `jwt` | `opaque` |
+ * | `RAT_SIGNING_KEY` | JWK (JSON, or `@file`) signing `jwt` tokens | — |
+ * | `DELETE_ENABLED`, `UPDATE_ENABLED` | serve DELETE / PUT (D4, D19) | `true` |
+ * | `SECRET_LIFETIME` | client secret lifetime in seconds, 0 = never (D14) | `0` |
+ * | `MAX_BODY_BYTES` | request body limit (D18) | `65536` |
+ * | `SOFTWARE_STATEMENT_ISSUERS` | JSON (or `@file`): `[{ "issuer", "jwks" or "jwksUri" }]` (D21) | none: statements ignored |
+ * | `SOFTWARE_STATEMENT_REQUIRED` | registrations must carry a statement | `false` |
+ * | `SCOPES` | scopes clients may register, space-separated, or `any` | `openid profile email offline_access` |
+ *
+ * @since 0.1.0
+ */
+import { readFileSync } from "node:fs"
+import type * as Jose from "jose"
+import type * as Dcr from "./Dcr.js"
+import * as InitialAccessTokens from "./InitialAccessTokens.js"
+import type { ServeOptions } from "./Server.js"
+import * as SoftwareStatements from "./SoftwareStatements.js"
+import * as TokenAuthenticator from "./TokenAuthenticator.js"
+import { isJsonObject } from "./internal/json.js"
+
+/**
+ * A configuration error: the message names the variable.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConfigError extends Error {}
+
+type Env = Readonly<Record<string, string | undefined>>
+
+const value = (env: Env, name: string): string | undefined => {
+  const raw = env[name]
+  return raw === undefined || raw.trim() === "" ? undefined : raw.trim()
+}
+
+const boolean = (env: Env, name: string): boolean | undefined => {
+  const raw = value(env, name)
+  if (raw === undefined) return undefined
+  if (/^(true|1|yes|on)$/i.test(raw)) return true
+  if (/^(false|0|no|off)$/i.test(raw)) return false
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`)
+}
+
+const wholeNumber = (env: Env, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined => {
+  const raw = value(env, name)
+  if (raw === undefined) return undefined
+  if (!/^\d+$/.test(raw) || Number(raw) > max) {
+    throw new ConfigError(`${name} must be a whole number up to ${max}, got ${JSON.stringify(raw)}`)
+  }
+  return Number(raw)
+}
+
+/** JSON given inline or, with a leading `@`, read from a file. */
+const json = (env: Env, name: string): unknown => {
+  const raw = value(env, name)
+  if (raw === undefined) return undefined
+  let text = raw
+  if (raw.startsWith("@")) {
+    try {
+      text = readFileSync(raw.slice(1), "utf8")
+    } catch {
+      throw new ConfigError(`${name}: cannot read ${raw.slice(1)}`)
+    }
+  }
+  try {
+    const parsed: unknown = JSON.parse(text)
+    return parsed
+  } catch {
+    throw new ConfigError(`${name} is not valid JSON`)
+  }
+}
+
+const isJwk = (input: unknown): input is Jose.JWK => isJsonObject(input) && typeof input.kty === "string"
+
+const issuersOf = (input: unknown): ReadonlyArray<SoftwareStatements.TrustedIssuer> => {
+  if (!Array.isArray(input)) throw new ConfigError("SOFTWARE_STATEMENT_ISSUERS must be a JSON array")
+  return input.map((entry, i): SoftwareStatements.TrustedIssuer => {
+    const where = `SOFTWARE_STATEMENT_ISSUERS[${i}]`
+    if (!isJsonObject(entry) || typeof entry.issuer !== "string") throw new ConfigError(`${where} needs an issuer`)
+    const { jwks, jwksUri } = entry
+    if (jwksUri !== undefined) {
+      if (typeof jwksUri !== "string" || !URL.canParse(jwksUri)) throw new ConfigError(`${where}.jwksUri must be a URL`)
+      return { issuer: entry.issuer, jwksUri }
+    }
+    if (!isJsonObject(jwks) || !Array.isArray(jwks.keys) || !jwks.keys.every(isJwk)) {
+      throw new ConfigError(`${where} needs jwks (a JWK Set) or jwksUri`)
+    }
+    return { issuer: entry.issuer, jwks: { keys: jwks.keys } }
+  })
+}
+
+/**
+ * Reads the server options from an environment (normally `process.env`).
+ * Throws `ConfigError` on a malformed variable.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromEnv = (env: Env): ServeOptions => {
+  const port = wholeNumber(env, "PORT", 65535)
+  const mode = value(env, "REGISTRATION_MODE") ?? "open"
+  let initialAccessTokens: Dcr.Options["initialAccessTokens"]
+  if (mode === "static") {
+    const tokens = (value(env, "INITIAL_ACCESS_TOKEN") ?? "").split(",").map((token) => token.trim())
+    if (tokens.some((token) => !/^[A-Za-z0-9\-._~+/]+=*$/.test(token))) {
+      throw new ConfigError("REGISTRATION_MODE=static needs INITIAL_ACCESS_TOKEN: one or more tokens, comma-separated")
+    }
+    initialAccessTokens = InitialAccessTokens.layerStatic(tokens)
+  } else if (mode === "issued") {
+    initialAccessTokens = InitialAccessTokens.layerIssued
+  } else if (mode !== "open") {
+    throw new ConfigError(`REGISTRATION_MODE must be open, static or issued, got ${JSON.stringify(mode)}`)
+  }
+
+  const format = value(env, "RAT_FORMAT") ?? "opaque"
+  let tokenAuthenticator: Dcr.Options["tokenAuthenticator"]
+  if (format === "jwt") {
+    const key = json(env, "RAT_SIGNING_KEY")
+    if (!isJwk(key)) throw new ConfigError("RAT_FORMAT=jwt needs RAT_SIGNING_KEY: a JWK with its alg")
+    if (typeof key.alg !== "string") throw new ConfigError("RAT_SIGNING_KEY needs an alg member")
+    tokenAuthenticator = TokenAuthenticator.layerJwt({ key })
+  } else if (format !== "opaque") {
+    throw new ConfigError(`RAT_FORMAT must be opaque or jwt, got ${JSON.stringify(format)}`)
+  }
+
+  const issuers = json(env, "SOFTWARE_STATEMENT_ISSUERS")
+  const required = boolean(env, "SOFTWARE_STATEMENT_REQUIRED")
+  if (required === true && issuers === undefined) {
+    throw new ConfigError("SOFTWARE_STATEMENT_REQUIRED needs SOFTWARE_STATEMENT_ISSUERS")
+  }
+  const softwareStatements =
+    issuers === undefined ? undefined : SoftwareStatements.layer({ issuers: issuersOf(issuers), required })
+
+  const scopes = value(env, "SCOPES")
+  return {
+    port,
+    host: value(env, "HOST"),
+    publicUrl: value(env, "PUBLIC_URL"),
+    rotateRegistrationTokenOnUpdate: boolean(env, "RAT_ROTATION"),
+    deleteEnabled: boolean(env, "DELETE_ENABLED"),
+    updateEnabled: boolean(env, "UPDATE_ENABLED"),
+    clientSecretLifetimeSeconds: wholeNumber(env, "SECRET_LIFETIME"),
+    maxBodyBytes: wholeNumber(env, "MAX_BODY_BYTES"),
+    scopesSupported: scopes === undefined ? undefined : scopes === "any" ? "any" : scopes.split(/\s+/),
+    services: { initialAccessTokens, tokenAuthenticator, softwareStatements }
+  }
+}
