@@ -1,0 +1,273 @@
+/**
+ * The `ClientStore` written once against `@effect/sql`'s `SqlClient`, for
+ * SQLite (`SqliteStore`) and PostgreSQL (`PgStore`). Versioned migrations run
+ * when the layer is built.
+ *
+ * Every mutation is one transaction: a client and its registration access
+ * tokens change together or not at all; an update is a compare-and-set on the
+ * client's version; spending an initial access token is a conditional
+ * decrement in the same transaction as the insert it pays for.
+ *
+ * Tokens are kept as their SHA-256 (or, for JWT tokens, their `jti`), never
+ * as the token; metadata and policies are JSON text in both dialects.
+ *
+ * @since 0.1.0
+ */
+import { Migrator, SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Layer, Option, Redacted, Schedule } from "effect"
+import type { RegisteredClient } from "./ClientInformation.js"
+import type { ClientMetadata } from "./ClientMetadata.js"
+import {
+  ClientStore,
+  type ClientStoreService,
+  type InitialTokenRecord,
+  type InsertOutcome,
+  type UpdateOutcome
+} from "./ClientStore.js"
+import { StoreError } from "./ProtocolError.js"
+import type { RegistrationPolicy } from "./RegistrationPolicy.js"
+import { isJsonObject } from "./internal/json.js"
+
+/**
+ * The migrations, in order. Never edit one that has shipped: add another.
+ *
+ * @since 0.1.0
+ * @category migrations
+ */
+export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> = {
+  "1_create_tables": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE dcr_clients (
+      client_id TEXT PRIMARY KEY,
+      client_id_issued_at BIGINT NOT NULL,
+      client_secret TEXT,
+      client_secret_expires_at BIGINT NOT NULL,
+      metadata TEXT NOT NULL,
+      policy TEXT,
+      version BIGINT NOT NULL
+    )`
+    // token_id is the SHA-256 of an opaque token or a JWT's jti (D15).
+    yield* sql`CREATE TABLE dcr_registration_tokens (
+      token_id TEXT PRIMARY KEY,
+      client_id TEXT NOT NULL
+    )`
+    yield* sql`CREATE INDEX dcr_registration_tokens_client_id ON dcr_registration_tokens (client_id)`
+    yield* sql`CREATE TABLE dcr_initial_tokens (
+      token_id TEXT PRIMARY KEY,
+      expires_at BIGINT NOT NULL,
+      uses_remaining BIGINT,
+      policy TEXT,
+      created_at BIGINT NOT NULL
+    )`
+  })
+}
+
+/**
+ * Runs the migrations that have not run yet. Safe to run from several
+ * instances at once: PostgreSQL serialises them on a table lock, and a
+ * start-up race on creating the bookkeeping table is retried.
+ *
+ * @since 0.1.0
+ * @category migrations
+ */
+export const migrate = Migrator.make({})({
+  loader: Migrator.fromRecord(migrations),
+  table: "dcr_migrations"
+}).pipe(Effect.retry({ times: 5, schedule: Schedule.spaced("100 millis") }))
+
+type Row = { readonly [column: string]: unknown }
+
+const text = (value: unknown): string => (typeof value === "string" ? value : String(value))
+// PostgreSQL returns BIGINT as a string, SQLite as a number.
+const integer = (value: unknown): number => (typeof value === "number" ? value : Number(value))
+
+/** Metadata is written only by this store, from validated values. */
+const isMetadata = (value: unknown): value is ClientMetadata => isJsonObject(value)
+const isPolicy = (value: unknown): value is RegistrationPolicy => isJsonObject(value)
+
+const parseJson = <A>(value: unknown, guard: (value: unknown) => value is A, what: string): A => {
+  const parsed: unknown = JSON.parse(text(value))
+  if (!guard(parsed)) throw new Error(`stored ${what} is not a JSON object`)
+  return parsed
+}
+
+const toClient = (row: Row): RegisteredClient => ({
+  clientId: text(row.client_id),
+  clientIdIssuedAt: integer(row.client_id_issued_at),
+  clientSecret: row.client_secret === null ? undefined : Redacted.make(text(row.client_secret)),
+  clientSecretExpiresAt: integer(row.client_secret_expires_at),
+  metadata: parseJson(row.metadata, isMetadata, "metadata"),
+  version: integer(row.version),
+  policy: row.policy === null ? undefined : parseJson(row.policy, isPolicy, "policy")
+})
+
+const toInitialToken = (row: Row): InitialTokenRecord => ({
+  tokenId: text(row.token_id),
+  expiresAt: integer(row.expires_at),
+  usesRemaining: row.uses_remaining === null ? undefined : integer(row.uses_remaining),
+  policy: row.policy === null ? undefined : parseJson(row.policy, isPolicy, "policy"),
+  createdAt: integer(row.created_at)
+})
+
+const secretOf = (client: RegisteredClient): string | null =>
+  client.clientSecret === undefined ? null : Redacted.value(client.clientSecret)
+const policyOf = (policy: RegistrationPolicy | undefined): string | null =>
+  policy === undefined ? null : JSON.stringify(policy)
+
+const inserted: InsertOutcome = "inserted"
+const updatedOutcome: UpdateOutcome = "updated"
+
+/** A transaction ends early, rolling back, with this outcome. */
+class Abort<A> {
+  readonly _tag = "Abort"
+  constructor(readonly outcome: A) {}
+}
+
+/**
+ * Builds the store over the `SqlClient` in context. Does not migrate; see
+ * {@link layer}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<ClientStoreService, never, SqlClient.SqlClient> = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+
+  const storeError =
+    (operation: string) =>
+    <A, R>(self: Effect.Effect<A, SqlError, R>): Effect.Effect<A, StoreError, R> =>
+      Effect.mapError(self, (cause) => new StoreError({ operation, cause }))
+
+  /** Runs `body` in a transaction; an `Abort` rolls it back and becomes the result. */
+  const transaction = <A, B>(
+    operation: string,
+    body: Effect.Effect<A, SqlError | Abort<B>>
+  ): Effect.Effect<A | B, StoreError> =>
+    sql.withTransaction(body).pipe(
+      Effect.catchIf(
+        (error): error is Abort<B> => error instanceof Abort,
+        (abort) => Effect.succeed(abort.outcome)
+      ),
+      Effect.mapError((cause) => new StoreError({ operation, cause })),
+      Effect.withSpan(`SqlClientStore.${operation}`)
+    )
+
+  const decodeDefect = <A>(decode: () => A) =>
+    Effect.try({ try: decode, catch: (cause) => new StoreError({ operation: "decode", cause }) })
+
+  return {
+    insert: (client, tokenId, initialToken) =>
+      transaction<InsertOutcome, InsertOutcome>(
+        "insert",
+        Effect.gen(function* () {
+          if (initialToken !== undefined) {
+            // D22: spend one use, only while the token is live and has one left.
+            const spent = yield* sql`UPDATE dcr_initial_tokens
+              SET uses_remaining = uses_remaining - 1
+              WHERE token_id = ${initialToken.tokenId}
+                AND (expires_at = 0 OR expires_at > ${initialToken.now})
+                AND (uses_remaining IS NULL OR uses_remaining > 0)
+              RETURNING token_id`
+            if (spent.length === 0) return yield* Effect.fail(new Abort<InsertOutcome>("initial-token-unavailable"))
+          }
+          yield* sql`INSERT INTO dcr_clients
+            (client_id, client_id_issued_at, client_secret, client_secret_expires_at, metadata, policy, version)
+            VALUES (${client.clientId}, ${client.clientIdIssuedAt}, ${secretOf(client)},
+              ${client.clientSecretExpiresAt}, ${JSON.stringify(client.metadata)}, ${policyOf(client.policy)},
+              ${client.version})`
+          yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id) VALUES (${tokenId}, ${client.clientId})`
+          return inserted
+        })
+      ),
+
+    findById: (clientId) =>
+      sql`SELECT * FROM dcr_clients WHERE client_id = ${clientId}`.pipe(
+        storeError("findById"),
+        Effect.flatMap((rows) =>
+          rows[0] === undefined ? Effect.succeed(Option.none()) : decodeDefect(() => Option.some(toClient(rows[0]!)))
+        )
+      ),
+
+    findTokenOwner: (tokenId) =>
+      sql`SELECT client_id FROM dcr_registration_tokens WHERE token_id = ${tokenId}`.pipe(
+        storeError("findTokenOwner"),
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => text(row.client_id)))
+      ),
+
+    update: (client, expectedVersion, rotation) =>
+      transaction<UpdateOutcome, UpdateOutcome>(
+        "update",
+        Effect.gen(function* () {
+          const updated = yield* sql`UPDATE dcr_clients SET
+              client_secret = ${secretOf(client)},
+              client_secret_expires_at = ${client.clientSecretExpiresAt},
+              metadata = ${JSON.stringify(client.metadata)},
+              policy = ${policyOf(client.policy)},
+              version = ${client.version}
+            WHERE client_id = ${client.clientId} AND version = ${expectedVersion}
+            RETURNING client_id`
+          if (updated.length === 0) {
+            const exists = yield* sql`SELECT 1 AS found FROM dcr_clients WHERE client_id = ${client.clientId}`
+            return yield* Effect.fail(new Abort<UpdateOutcome>(exists.length === 0 ? "missing" : "conflict"))
+          }
+          if (rotation !== undefined) {
+            // Only one of two racing rotations finds the old token still there.
+            const revoked = yield* sql`DELETE FROM dcr_registration_tokens
+              WHERE token_id = ${rotation.revoke} AND client_id = ${client.clientId}
+              RETURNING token_id`
+            if (revoked.length === 0) return yield* Effect.fail(new Abort<UpdateOutcome>("conflict"))
+            yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id)
+              VALUES (${rotation.issue}, ${client.clientId})`
+          }
+          return updatedOutcome
+        })
+      ),
+
+    remove: (clientId) =>
+      transaction<boolean, never>(
+        "remove",
+        Effect.gen(function* () {
+          // R7592-5-f: the client and every token it owns, in one step.
+          yield* sql`DELETE FROM dcr_registration_tokens WHERE client_id = ${clientId}`
+          const removed = yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} RETURNING client_id`
+          return removed.length > 0
+        })
+      ),
+
+    revokeToken: (tokenId) =>
+      sql`DELETE FROM dcr_registration_tokens WHERE token_id = ${tokenId}`.pipe(
+        storeError("revokeToken"),
+        Effect.asVoid
+      ),
+
+    insertInitialToken: (record) =>
+      sql`INSERT INTO dcr_initial_tokens (token_id, expires_at, uses_remaining, policy, created_at)
+        VALUES (${record.tokenId}, ${record.expiresAt}, ${record.usesRemaining ?? null},
+          ${policyOf(record.policy)}, ${record.createdAt})`.pipe(storeError("insertInitialToken"), Effect.asVoid),
+
+    findInitialToken: (tokenId) =>
+      sql`SELECT * FROM dcr_initial_tokens WHERE token_id = ${tokenId}`.pipe(
+        storeError("findInitialToken"),
+        Effect.flatMap((rows) =>
+          rows[0] === undefined
+            ? Effect.succeed(Option.none())
+            : decodeDefect(() => Option.some(toInitialToken(rows[0]!)))
+        )
+      )
+  }
+})
+
+/**
+ * The store over the `SqlClient` in context, after running the migrations.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<ClientStore, StoreError, SqlClient.SqlClient> = Layer.effect(
+  ClientStore,
+  Effect.zipRight(
+    Effect.mapError(migrate, (cause) => new StoreError({ operation: "migrate", cause })),
+    make
+  )
+)
