@@ -18,10 +18,14 @@
  * | `SOFTWARE_STATEMENT_ISSUERS` | JSON (or `@file`): `[{ "issuer", "jwks" or "jwksUri" }]` (D21) | none: statements ignored |
  * | `SOFTWARE_STATEMENT_REQUIRED` | registrations must carry a statement | `false` |
  * | `SCOPES` | scopes clients may register, space-separated, or `any` | `openid profile email offline_access` |
+ * | `DATABASE_URL` | `file:PATH` (SQLite), `postgres://…` (PostgreSQL) or `memory:` | `file:./data/effect-dcr.sqlite` |
  *
  * @since 0.1.0
  */
 import { readFileSync } from "node:fs"
+import { Effect, Layer, Redacted } from "effect"
+import { type ClientStore, layerMemory } from "./ClientStore.js"
+import type { StoreError } from "./ProtocolError.js"
 import type * as Jose from "jose"
 import type * as Dcr from "./Dcr.js"
 import * as InitialAccessTokens from "./InitialAccessTokens.js"
@@ -102,6 +106,45 @@ const issuersOf = (input: unknown): ReadonlyArray<SoftwareStatements.TrustedIssu
 }
 
 /**
+ * The default database of the standalone server.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultDatabaseUrl = "file:./data/effect-dcr.sqlite"
+
+/**
+ * The store a database URL names. The driver module is loaded only when the
+ * layer is built, so a SQLite server never loads `pg` and vice versa.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const storeFromUrl = (url: string): Layer.Layer<ClientStore, StoreError> => {
+  if (url === "memory:") return layerMemory
+  if (url.startsWith("file:")) {
+    const filename = url.slice("file:".length)
+    if (filename === "") throw new ConfigError("DATABASE_URL=file: needs a path, e.g. file:./data/effect-dcr.sqlite")
+    return Layer.unwrapEffect(
+      Effect.map(
+        Effect.promise(() => import("./SqliteStore.js")),
+        (module) => module.layer({ filename })
+      )
+    )
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    if (!URL.canParse(url)) throw new ConfigError("DATABASE_URL is not a valid postgres:// URL")
+    return Layer.unwrapEffect(
+      Effect.map(
+        Effect.promise(() => import("./PgStore.js")),
+        (module) => module.layer({ url: Redacted.make(url) })
+      )
+    )
+  }
+  throw new ConfigError("DATABASE_URL must start with file:, postgres:// or postgresql://, or be memory:")
+}
+
+/**
  * Reads the server options from an environment (normally `process.env`).
  * Throws `ConfigError` on a malformed variable.
  *
@@ -154,6 +197,11 @@ export const fromEnv = (env: Env): ServeOptions => {
     clientSecretLifetimeSeconds: wholeNumber(env, "SECRET_LIFETIME"),
     maxBodyBytes: wholeNumber(env, "MAX_BODY_BYTES"),
     scopesSupported: scopes === undefined ? undefined : scopes === "any" ? "any" : scopes.split(/\s+/),
-    services: { initialAccessTokens, tokenAuthenticator, softwareStatements }
+    services: {
+      store: storeFromUrl(value(env, "DATABASE_URL") ?? defaultDatabaseUrl),
+      initialAccessTokens,
+      tokenAuthenticator,
+      softwareStatements
+    }
   }
 }

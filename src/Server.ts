@@ -10,6 +10,7 @@ import { ManagedRuntime } from "effect"
 import * as Dcr from "./Dcr.js"
 import * as NodeHandler from "./NodeHandler.js"
 import type { Services } from "./Protocol.js"
+import type { StoreError } from "./ProtocolError.js"
 import * as ServerMetadata from "./ServerMetadata.js"
 
 /**
@@ -24,7 +25,7 @@ export interface ServeOptions extends Omit<ServerMetadata.Options, "publicUrl"> 
   /** Default `http://{host}:{port}` (D17). */
   readonly publicUrl?: string | undefined
   /** Replacements for any service (`Dcr.layer`'s options). */
-  readonly services?: Omit<Dcr.Options, "server"> | undefined
+  readonly services?: Omit<Dcr.Options<StoreError>, "server"> | undefined
 }
 
 /**
@@ -65,7 +66,7 @@ export const serve = async (options: ServeOptions = {}): Promise<RunningServer> 
   const http = createServer()
   const address = await listen(http, options.port ?? 3000, host)
   const url = `http://${hostForUrl(host)}:${address.port}`
-  let runtime: ManagedRuntime.ManagedRuntime<Services, never> | undefined
+  let runtime: ManagedRuntime.ManagedRuntime<Services, StoreError> | undefined
   try {
     const { services, port: _port, host: _host, ...serverOptions } = options
     const config = { ...serverOptions, publicUrl: options.publicUrl ?? url }

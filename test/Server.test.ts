@@ -3,7 +3,9 @@
  * a process, and the README's curl walk-through run against it as written
  * (only the port differs, so tests never fight over port 3000).
  */
-import { readFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { parseObject } from "./support/json.js"
 import { bash, freePort, root, start, type Started } from "./support/process.js"
@@ -19,6 +21,8 @@ const blockAfter = (heading: string, fence: string): string => {
   return readme.slice(open + fence.length + 4, close)
 }
 
+const databaseFile = join(mkdtempSync(join(tmpdir(), "effect-dcr-server-")), "data", "effect-dcr.sqlite")
+
 describe("npm start", () => {
   let server: Started
   let url: string
@@ -29,7 +33,7 @@ describe("npm start", () => {
     server = await start(
       "node",
       ["--import", "tsx", "src/bin.ts"],
-      { PORT: String(port) },
+      { PORT: String(port), DATABASE_URL: `file:${databaseFile}` },
       /registration endpoint: .*\n/
     )
   })
@@ -61,6 +65,31 @@ describe("npm start", () => {
     for (const line of expected.split("\n").filter((line) => line !== "")) {
       expect(stdout.replaceAll("\r", "")).toContain(line)
     }
+  })
+
+  it("keeps clients in the SQLite file it creates, across a restart", async () => {
+    expect(existsSync(databaseFile)).toBe(true)
+    const registered = await fetch(`${url}/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ redirect_uris: ["https://app.example/cb"], client_name: "Survivor" })
+    })
+    expect(registered.status).toBe(201)
+    const client = parseObject(await registered.text())
+    await server.stop()
+    server = await start(
+      "node",
+      ["--import", "tsx", "src/bin.ts"],
+      { PORT: new URL(url).port, DATABASE_URL: `file:${databaseFile}` },
+      /registration endpoint: .*\n/
+    )
+    const read = await fetch(String(client.registration_client_uri), {
+      headers: { authorization: `Bearer ${String(client.registration_access_token)}` }
+    })
+    expect(read.status).toBe(200)
+    const body = parseObject(await read.text())
+    expect(body.client_name).toBe("Survivor")
+    expect(body.client_secret).toBe(client.client_secret)
   })
 
   it("refuses a bad PORT before listening", async () => {
