@@ -2,7 +2,14 @@
  * The examples run as a user runs them: `examples/effect-server.ts` started
  * as a process, then driven over HTTP.
  */
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { ManagedRuntime } from "effect"
+import * as Jose from "jose"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { makeLive } from "../examples/configured-layer.js"
+import * as Protocol from "../src/Protocol.js"
 import { parseObject } from "./support/json.js"
 import { freePort, start, type Started } from "./support/process.js"
 
@@ -68,5 +75,37 @@ describe("examples/effect-server.ts", () => {
     // Other clients keep every right.
     const other = await register({ redirect_uris: ["https://app.example/cb"] })
     expect((await call("DELETE", other.registration_client_uri, other.registration_access_token)).status).toBe(204)
+  })
+})
+
+describe("examples/configured-layer.ts", () => {
+  it("builds, gates registration with the static token and issues JWT registration access tokens", async () => {
+    const { privateKey } = await Jose.generateKeyPair("ES256", { extractable: true })
+    const ratSigningKey = { ...(await Jose.exportJWK(privateKey)), alg: "ES256", kid: "rat-1" }
+    const databaseFile = join(mkdtempSync(join(tmpdir(), "effect-dcr-example-")), "dcr.sqlite")
+    const runtime = ManagedRuntime.make(makeLive({ ratSigningKey, databaseFile }))
+    try {
+      const post = (authorization: ReadonlyArray<string>) =>
+        runtime.runPromise(
+          Protocol.handle({
+            method: "POST",
+            url: "/register",
+            authorization,
+            contentType: "application/json",
+            body: new TextEncoder().encode(JSON.stringify({ grant_types: ["client_credentials"] }))
+          })
+        )
+      expect((await post([])).status).toBe(401)
+      const created = await post(["Bearer change-me"])
+      expect(created.status).toBe(201)
+      const body = parseObject(created.body ?? "")
+      const rat = String(body.registration_access_token)
+      const claims = Jose.decodeJwt(rat)
+      expect(claims.sub).toBe(body.client_id)
+      expect(claims.aud).toBe("https://as.example.com/oauth/register")
+      expect(body.client_secret_expires_at).toBe(Number(body.client_id_issued_at) + 90 * 86400)
+    } finally {
+      await runtime.dispose()
+    }
   })
 })
