@@ -172,7 +172,12 @@ export const fromEnv = (env: Env): ServeOptions => {
   if (format === "jwt") {
     const key = json(env, "RAT_SIGNING_KEY")
     if (!isJwk(key)) throw new ConfigError("RAT_FORMAT=jwt needs RAT_SIGNING_KEY: a JWK with its alg")
-    if (typeof key.alg !== "string") throw new ConfigError("RAT_SIGNING_KEY needs an alg member")
+    if (typeof key.alg !== "string" || key.alg === "none") {
+      throw new ConfigError("RAT_SIGNING_KEY needs an alg member naming a signing algorithm")
+    }
+    if (key.kty === "oct" ? typeof key.k !== "string" : typeof key.d !== "string") {
+      throw new ConfigError("RAT_SIGNING_KEY must be a private (or oct) key: it signs tokens")
+    }
     tokenAuthenticator = TokenAuthenticator.layerJwt({ key })
   } else if (format !== "opaque") {
     throw new ConfigError(`RAT_FORMAT must be opaque or jwt, got ${JSON.stringify(format)}`)
@@ -186,11 +191,16 @@ export const fromEnv = (env: Env): ServeOptions => {
   const softwareStatements =
     issuers === undefined ? undefined : SoftwareStatements.layer({ issuers: issuersOf(issuers), required })
 
+  const publicUrl = value(env, "PUBLIC_URL")
+  if (publicUrl !== undefined && !/^https?:\/\/[^/?#]/i.test(publicUrl)) {
+    throw new ConfigError(`PUBLIC_URL must be an absolute http(s) URL, got ${JSON.stringify(publicUrl)}`)
+  }
+  if (publicUrl !== undefined && !URL.canParse(publicUrl)) throw new ConfigError("PUBLIC_URL is not a valid URL")
   const scopes = value(env, "SCOPES")
   return {
     port,
     host: value(env, "HOST"),
-    publicUrl: value(env, "PUBLIC_URL"),
+    publicUrl,
     rotateRegistrationTokenOnUpdate: boolean(env, "RAT_ROTATION"),
     deleteEnabled: boolean(env, "DELETE_ENABLED"),
     updateEnabled: boolean(env, "UPDATE_ENABLED"),

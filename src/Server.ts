@@ -63,12 +63,14 @@ const hostForUrl = (host: string): string => (host.includes(":") ? `[${host}]` :
  */
 export const serve = async (options: ServeOptions = {}): Promise<RunningServer> => {
   const host = options.host ?? "127.0.0.1"
+  const { services, port: _port, host: _host, ...serverOptions } = options
+  // A bad configuration is refused before anything listens.
+  if (options.publicUrl !== undefined) ServerMetadata.make({ ...serverOptions, publicUrl: options.publicUrl })
   const http = createServer()
   const address = await listen(http, options.port ?? 3000, host)
   const url = `http://${hostForUrl(host)}:${address.port}`
   let runtime: ManagedRuntime.ManagedRuntime<Services, StoreError> | undefined
   try {
-    const { services, port: _port, host: _host, ...serverOptions } = options
     const config = { ...serverOptions, publicUrl: options.publicUrl ?? url }
     // Validates the configuration now, not on the first request.
     const resolved = ServerMetadata.make(config)

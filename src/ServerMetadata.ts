@@ -170,6 +170,18 @@ const reservedMembers: ReadonlySet<string> = new Set([
   "software_statement"
 ])
 
+// What is advertised must be what is accepted: members that drive validation
+// come only from the options, never from discoveryMetadata.
+const withoutValidationMembers = (
+  extra: { readonly [member: string]: unknown } | undefined
+): { readonly [member: string]: unknown } => {
+  const result: Record<string, unknown> = {}
+  for (const [member, value] of Object.entries(extra ?? {})) {
+    if (!(member in AuthorizationServerMetadata.fields)) result[member] = value
+  }
+  return result
+}
+
 const stripTrailingSlash = (url: string): string => (url.endsWith("/") ? url.slice(0, -1) : url)
 
 /**
@@ -255,7 +267,7 @@ export const make = (options: Options): ServerConfig => {
     clientSecretLifetimeSeconds,
     extensions: options.extensions ?? {},
     document,
-    discoveryDocument: { ...options.discoveryMetadata, ...document },
+    discoveryDocument: { ...withoutValidationMembers(options.discoveryMetadata), ...document },
     issuerPath,
     clientUri: (clientId) => clientPrefix + encodeURIComponent(clientId)
   }
