@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Option, Redacted } from "effect"
+import { Clock, Effect, Option, Redacted, Schedule } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
 import { forbiddenUpdateMembers, secretAuthMethods } from "./ClientMetadata.js"
 import { ClientEvents } from "./ClientEvents.js"
@@ -167,7 +167,7 @@ class Conflict {
   readonly _tag = "Conflict"
 }
 
-const maxAttempts = 16
+const maxAttempts = 32
 
 /**
  * Runs a read-modify-write again when it lost a compare-and-set race: the
@@ -176,7 +176,13 @@ const maxAttempts = 16
  */
 const retryOnConflict = <A, E, R>(self: Effect.Effect<A, E | Conflict, R>): Effect.Effect<A, E | StoreError, R> =>
   self.pipe(
-    Effect.retry({ while: (error) => error instanceof Conflict, times: maxAttempts - 1 }),
+    Effect.retry({
+      while: (error) => error instanceof Conflict,
+      times: maxAttempts - 1,
+      // Jittered backoff, so that writers that keep colliding spread out.
+      // capped at 50 ms between attempts (union takes the shorter delay).
+      schedule: Schedule.jittered(Schedule.union(Schedule.exponential("1 millis", 1.5), Schedule.spaced("50 millis")))
+    }),
     Effect.catchIf(
       (error): error is Conflict => error instanceof Conflict,
       () => Effect.fail(new StoreError({ operation: "too many concurrent changes of one client" }))
@@ -288,12 +294,12 @@ export const remove = (
 ): Effect.Effect<void, AccessError | StoreError, ConfigurationServices> =>
   Effect.gen(function* () {
     const { client } = yield* authorize(credential, clientId, "delete")
-    const removed = yield* (yield* ClientStore).remove(client.clientId)
-    // Removed by a concurrent delete between lookup and now: that request
-    // answered 204 already, this one sees a client that no longer exists.
-    if (!removed) return yield* Effect.fail(new ClientNotFound({ clientId: client.clientId }))
+    // A compare-and-set on the version: if an update (perhaps rotating the
+    // very token presented) or a delete won meanwhile, authenticate again.
+    const removed = yield* (yield* ClientStore).remove(client.clientId, client.version)
+    if (!removed) return yield* Effect.fail(new Conflict())
     yield* notify((yield* ClientEvents).deleted(client))
-  }).pipe(Effect.withSpan("ClientConfiguration.delete"))
+  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.delete"))
 
 export {
   /**

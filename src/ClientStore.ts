@@ -113,10 +113,16 @@ export interface ClientStoreService {
     expectedVersion: number,
     rotation?: TokenRotation
   ) => Effect.Effect<UpdateOutcome, StoreError>
-  /** Removes a client and every token it owns; false when it was not there. */
-  readonly remove: (clientId: string) => Effect.Effect<boolean, StoreError>
+  /**
+   * Removes a client and every token it owns; false when it was not there or,
+   * given `expectedVersion`, when its stored version differs (a concurrent
+   * update won: the caller re-checks its token before trying again).
+   */
+  readonly remove: (clientId: string, expectedVersion?: number) => Effect.Effect<boolean, StoreError>
   /** Makes one token id stop working (D2). */
   readonly revokeToken: (tokenId: string) => Effect.Effect<void, StoreError>
+  /** Answers when the store is reachable (`GET /healthz`); absent means always. */
+  readonly ping?: Effect.Effect<void, StoreError> | undefined
   /** Stores a newly minted initial access token (D22). */
   readonly insertInitialToken: (record: InitialTokenRecord) => Effect.Effect<void, StoreError>
   readonly findInitialToken: (tokenId: string) => Effect.Effect<Option.Option<InitialTokenRecord>, StoreError>
@@ -182,8 +188,12 @@ export const makeMemory = (): ClientStoreService => {
         clients.set(client.clientId, client)
         return "updated"
       }),
-    remove: (clientId) =>
+    remove: (clientId, expectedVersion) =>
       Effect.sync(() => {
+        const current = clients.get(clientId)
+        if (current === undefined || (expectedVersion !== undefined && current.version !== expectedVersion)) {
+          return false
+        }
         const existed = clients.delete(clientId)
         const owned = tokensOf.get(clientId)
         if (owned !== undefined) {

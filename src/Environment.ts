@@ -18,6 +18,11 @@
  * | `SOFTWARE_STATEMENT_ISSUERS` | JSON (or `@file`): `[{ "issuer", "jwks" or "jwksUri" }]` (D21) | none: statements ignored |
  * | `SOFTWARE_STATEMENT_REQUIRED` | registrations must carry a statement | `false` |
  * | `SCOPES` | scopes clients may register, space-separated, or `any` | `openid profile email offline_access` |
+ * | `CORS_ORIGINS` | browser origins allowed to call the endpoints, comma-separated, or `*` | none (CORS off) |
+ * | `LOG_FORMAT` | `pretty` or `json` | `pretty` |
+ * | `LOG_LEVEL` | `trace`, `debug`, `info`, `warning`, `error` or `none` | `info` |
+ * | `ACCESS_LOG` | one log line per request | `true` |
+ * | `SHUTDOWN_TIMEOUT` | milliseconds in-flight requests get on SIGTERM/SIGINT | `10000` |
  * | `DATABASE_URL` | `file:PATH` (SQLite), `postgres://…` (PostgreSQL) or `memory:` | `file:./data/effect-dcr.sqlite` |
  *
  * @since 0.1.0
@@ -29,7 +34,7 @@ import type { StoreError } from "./ProtocolError.js"
 import type * as Jose from "jose"
 import type * as Dcr from "./Dcr.js"
 import * as InitialAccessTokens from "./InitialAccessTokens.js"
-import type { ServeOptions } from "./Server.js"
+import type { LogLevelName, ServeOptions } from "./Server.js"
 import * as SoftwareStatements from "./SoftwareStatements.js"
 import * as TokenAuthenticator from "./TokenAuthenticator.js"
 import { isJsonObject } from "./internal/json.js"
@@ -104,6 +109,17 @@ const issuersOf = (input: unknown): ReadonlyArray<SoftwareStatements.TrustedIssu
     return { issuer: entry.issuer, jwks: { keys: jwks.keys } }
   })
 }
+
+const logLevelNames: ReadonlyArray<LogLevelName> = [
+  "all",
+  "trace",
+  "debug",
+  "info",
+  "warning",
+  "error",
+  "fatal",
+  "none"
+]
 
 /**
  * The default database of the standalone server.
@@ -196,11 +212,36 @@ export const fromEnv = (env: Env): ServeOptions => {
     throw new ConfigError(`PUBLIC_URL must be an absolute http(s) URL, got ${JSON.stringify(publicUrl)}`)
   }
   if (publicUrl !== undefined && !URL.canParse(publicUrl)) throw new ConfigError("PUBLIC_URL is not a valid URL")
+  const cors = value(env, "CORS_ORIGINS")
+  const corsOrigins = cors === undefined ? undefined : cors === "*" ? "*" : cors.split(",").map((o) => o.trim())
+  if (Array.isArray(corsOrigins)) {
+    for (const origin of corsOrigins) {
+      if (!/^https?:\/\/[^/?#]+$/.test(origin)) {
+        throw new ConfigError(
+          `CORS_ORIGINS must list origins like https://app.example.com, got ${JSON.stringify(origin)}`
+        )
+      }
+    }
+  }
+  const logFormat = value(env, "LOG_FORMAT")
+  if (logFormat !== undefined && logFormat !== "pretty" && logFormat !== "json") {
+    throw new ConfigError(`LOG_FORMAT must be pretty or json, got ${JSON.stringify(logFormat)}`)
+  }
+  const logLevel = value(env, "LOG_LEVEL")
+  const level = logLevel === undefined ? undefined : logLevelNames.find((name) => name === logLevel)
+  if (logLevel !== undefined && level === undefined) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${logLevelNames.join(", ")}, got ${JSON.stringify(logLevel)}`)
+  }
   const scopes = value(env, "SCOPES")
   return {
     port,
     host: value(env, "HOST"),
     publicUrl,
+    corsOrigins,
+    logFormat,
+    logLevel: level,
+    accessLog: boolean(env, "ACCESS_LOG"),
+    shutdownTimeoutMillis: wholeNumber(env, "SHUTDOWN_TIMEOUT"),
     rotateRegistrationTokenOnUpdate: boolean(env, "RAT_ROTATION"),
     deleteEnabled: boolean(env, "DELETE_ENABLED"),
     updateEnabled: boolean(env, "UPDATE_ENABLED"),

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { Effect, Runtime } from "effect"
-import { handle, type ProtocolRequest, type Services } from "./Protocol.js"
+import { handle, handleLogged, type ProtocolRequest, type Services } from "./Protocol.js"
 import type { ProtocolResponse } from "./ProtocolError.js"
 import { ServerMetadata } from "./ServerMetadata.js"
 
@@ -16,6 +16,9 @@ import { ServerMetadata } from "./ServerMetadata.js"
  * @category models
  */
 export type Listener = (request: IncomingMessage, response: ServerResponse) => void
+
+const header = (value: string | ReadonlyArray<string> | undefined): string | undefined =>
+  typeof value === "string" ? value : value?.[0]
 
 const send = (res: ServerResponse, response: ProtocolResponse): void => {
   res.writeHead(response.status, response.headers)
@@ -29,64 +32,78 @@ const send = (res: ServerResponse, response: ProtocolResponse): void => {
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<Listener, never, Services> = Effect.gen(function* () {
-  const runtime = yield* Effect.runtime<Services>()
-  const server = yield* ServerMetadata
-  const limit = server.maxBodyBytes
-  const run = Runtime.runPromise(runtime)
+export const make: Effect.Effect<Listener, never, Services> = Effect.suspend(() => makeWith({ accessLog: false }))
 
-  const dispatch = (req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined, tooLarge: boolean) => {
-    const request: ProtocolRequest = {
-      method: req.method ?? "GET",
-      url: req.url ?? "/",
-      // Node keeps only the first of repeated Authorization headers in
-      // `headers`; D6 needs to see them all.
-      authorization: req.headersDistinct.authorization ?? [],
-      contentType: req.headers["content-type"],
-      body,
-      bodyTooLarge: tooLarge
-    }
-    run(handle(request)).then(
-      (response) => {
-        if (tooLarge) res.setHeader("connection", "close")
-        send(res, response)
-      },
-      () => {
-        res.writeHead(500).end()
+/**
+ * `make` with options: `accessLog` logs one structured line per request
+ * (`Protocol.handleLogged`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWith = (options: { readonly accessLog: boolean }): Effect.Effect<Listener, never, Services> =>
+  Effect.gen(function* () {
+    const runtime = yield* Effect.runtime<Services>()
+    const server = yield* ServerMetadata
+    const limit = server.maxBodyBytes
+    const run = Runtime.runPromise(runtime)
+    const respond = options.accessLog ? handleLogged : handle
+
+    const dispatch = (req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined, tooLarge: boolean) => {
+      const request: ProtocolRequest = {
+        method: req.method ?? "GET",
+        url: req.url ?? "/",
+        // Node keeps only the first of repeated Authorization headers in
+        // `headers`; D6 needs to see them all.
+        authorization: req.headersDistinct.authorization ?? [],
+        contentType: req.headers["content-type"],
+        body,
+        bodyTooLarge: tooLarge,
+        origin: req.headers.origin,
+        requestId: header(req.headers["x-request-id"]),
+        accessControlRequestMethod: header(req.headers["access-control-request-method"])
       }
-    )
-  }
-
-  return (req, res) => {
-    const declared = req.headers["content-length"]
-    if (declared !== undefined && Number(declared) > limit) {
-      // D18: refused without reading a byte of it.
-      dispatch(req, res, undefined, true)
-      res.once("finish", () => req.destroy())
-      return
+      run(respond(request)).then(
+        (response) => {
+          if (tooLarge) res.setHeader("connection", "close")
+          send(res, response)
+        },
+        () => {
+          res.writeHead(500).end()
+        }
+      )
     }
-    const chunks: Array<Buffer> = []
-    let size = 0
-    let tooLarge = false
-    req.on("data", (chunk: Buffer) => {
-      if (tooLarge) return
-      size += chunk.length
-      if (size > limit) {
-        tooLarge = true
-        chunks.length = 0
-        req.pause()
+
+    return (req, res) => {
+      const declared = req.headers["content-length"]
+      if (declared !== undefined && Number(declared) > limit) {
+        // D18: refused without reading a byte of it.
         dispatch(req, res, undefined, true)
         res.once("finish", () => req.destroy())
         return
       }
-      chunks.push(chunk)
-    })
-    req.on("end", () => {
-      if (tooLarge) return
-      dispatch(req, res, size === 0 ? undefined : Buffer.concat(chunks, size), false)
-    })
-    req.on("error", () => {
-      if (!res.headersSent) res.destroy()
-    })
-  }
-})
+      const chunks: Array<Buffer> = []
+      let size = 0
+      let tooLarge = false
+      req.on("data", (chunk: Buffer) => {
+        if (tooLarge) return
+        size += chunk.length
+        if (size > limit) {
+          tooLarge = true
+          chunks.length = 0
+          req.pause()
+          dispatch(req, res, undefined, true)
+          res.once("finish", () => req.destroy())
+          return
+        }
+        chunks.push(chunk)
+      })
+      req.on("end", () => {
+        if (tooLarge) return
+        dispatch(req, res, size === 0 ? undefined : Buffer.concat(chunks, size), false)
+      })
+      req.on("error", () => {
+        if (!res.headersSent) res.destroy()
+      })
+    }
+  })

@@ -95,7 +95,9 @@ export const httpApp: HttpApp.Default<never, Services> = Effect.gen(function* ()
     authorization: authorizationOf(request),
     contentType,
     body,
-    bodyTooLarge: tooLarge
+    bodyTooLarge: tooLarge,
+    origin: request.headers.origin,
+    accessControlRequestMethod: request.headers["access-control-request-method"]
   }
   return toServerResponse(yield* handle(protocolRequest))
 })

@@ -7,7 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Redacted } from "effect"
+import { randomUUID } from "node:crypto"
+import { Cause, Clock, Effect, Redacted } from "effect"
 import * as ClientConfiguration from "./ClientConfiguration.js"
 import { type ClientInformation, toJson } from "./ClientInformation.js"
 import {
@@ -23,6 +24,7 @@ import {
   type StoreError,
   toResponse
 } from "./ProtocolError.js"
+import { ClientStore } from "./ClientStore.js"
 import { InitialAccessTokens } from "./InitialAccessTokens.js"
 import * as Registration from "./Registration.js"
 import { type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
@@ -48,6 +50,12 @@ export interface ProtocolRequest {
   readonly body: Uint8Array | undefined
   /** Set by an adapter that stopped reading a body larger than `maxBodyBytes` (D18). */
   readonly bodyTooLarge?: boolean | undefined
+  /** The `Origin` header, for CORS (answered only when `corsOrigins` is configured). */
+  readonly origin?: string | undefined
+  /** The `Access-Control-Request-Method` header of a CORS preflight. */
+  readonly accessControlRequestMethod?: string | undefined
+  /** The `X-Request-Id` header, when a proxy set one: logged with the request. */
+  readonly requestId?: string | undefined
 }
 
 /**
@@ -87,6 +95,69 @@ const discoveryResponse = (server: ServerConfig): ProtocolResponse => {
   }
   return response
 }
+
+// --- health ----------------------------------------------------------------
+
+const healthPath = "/healthz"
+
+const healthy: ProtocolResponse = Object.freeze({
+  status: 200,
+  headers: { "content-type": "application/json", ...noStoreHeaders },
+  body: JSON.stringify({ status: "ok" })
+})
+const unhealthy: ProtocolResponse = Object.freeze({
+  status: 503,
+  headers: { "content-type": "application/json", ...noStoreHeaders },
+  body: JSON.stringify({ status: "unavailable" })
+})
+
+/** `GET /healthz`: 200 when the store answers, 503 when it does not. */
+const health: Effect.Effect<ProtocolResponse, never, ClientStore> = Effect.flatMap(ClientStore, (store) =>
+  (store.ping ?? Effect.void).pipe(
+    Effect.as(healthy),
+    Effect.catchAllCause((cause) =>
+      Effect.as(Effect.logWarning("health check: the store is unreachable", cause), unhealthy)
+    )
+  )
+)
+
+// --- CORS --------------------------------------------------------------------
+
+const corsAllows = (allowed: ReadonlySet<string> | "*", origin: string): boolean =>
+  allowed === "*" || allowed.has(origin)
+
+const isPreflight = (request: ProtocolRequest, server: ServerConfig): boolean =>
+  request.method === "OPTIONS" &&
+  request.origin !== undefined &&
+  request.accessControlRequestMethod !== undefined &&
+  server.corsOrigins !== undefined &&
+  corsAllows(server.corsOrigins, request.origin)
+
+/** The answer to an allowed CORS preflight; `withCors` adds the origin. */
+const preflight = (methods: ReadonlyArray<string>): ProtocolResponse => ({
+  status: 204,
+  headers: {
+    ...noStoreHeaders,
+    "access-control-allow-methods": methods.join(", "),
+    "access-control-allow-headers": "Authorization, Content-Type",
+    "access-control-max-age": "600"
+  },
+  body: undefined
+})
+
+const withCors = (
+  response: ProtocolResponse,
+  allowed: ReadonlySet<string> | "*" | undefined,
+  origin: string
+): ProtocolResponse => ({
+  ...response,
+  headers: {
+    ...response.headers,
+    "access-control-allow-origin": allowed === "*" ? "*" : origin,
+    "access-control-expose-headers": "WWW-Authenticate, Allow",
+    vary: "Origin"
+  }
+})
 
 const noContent: ProtocolResponse = Object.freeze({ status: 204, headers: noStoreHeaders, body: undefined })
 
@@ -162,7 +233,11 @@ const route = (
   const query = q === -1 ? "" : url.slice(q + 1)
   const base = server.registrationPath
 
+  if (path === healthPath) {
+    return request.method === "GET" ? health : Effect.fail(new MethodNotAllowed({ allow: ["GET"] }))
+  }
   if (path === base) {
+    if (isPreflight(request, server)) return Effect.succeed(preflight(["POST"]))
     if (request.method !== "POST") return Effect.fail(new MethodNotAllowed({ allow: ["POST"] }))
     return Effect.gen(function* () {
       const initialTokens = yield* InitialAccessTokens
@@ -190,6 +265,7 @@ const route = (
 
   const methods = configurationMethods(server)
   const method = request.method
+  if (isPreflight(request, server)) return Effect.succeed(preflight(methods))
   if (!methods.includes(method)) return Effect.fail(new MethodNotAllowed({ allow: methods }))
   return Effect.flatMap(bearerToken(request, query), (credential) => {
     switch (method) {
@@ -214,8 +290,8 @@ const route = (
  * @category handlers
  */
 export const handle = (request: ProtocolRequest): Effect.Effect<ProtocolResponse, never, Services> =>
-  Effect.flatMap(ServerMetadata, (server) =>
-    route(request, server).pipe(
+  Effect.flatMap(ServerMetadata, (server) => {
+    const answered = route(request, server).pipe(
       Effect.catchAll((error) => {
         if (error._tag === "StoreError") {
           return Effect.as(Effect.logError("client store failure", Cause.fail(error)), serverError)
@@ -226,4 +302,40 @@ export const handle = (request: ProtocolRequest): Effect.Effect<ProtocolResponse
         Effect.as(Effect.logError("unexpected failure while handling a request", cause), serverError)
       )
     )
-  )
+    // CORS costs nothing unless origins are configured and the request has one.
+    const origin = request.origin
+    return origin !== undefined && server.corsOrigins !== undefined && corsAllows(server.corsOrigins, origin)
+      ? Effect.map(answered, (response) => withCors(response, server.corsOrigins, origin))
+      : answered
+  })
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
+
+/**
+ * `handle`, then one structured log line per request: request id, method,
+ * path (never the query, which could carry a token), status and duration.
+ * Logs inside the request carry the same request id. Nothing secret is
+ * logged: headers and bodies never are.
+ *
+ * @since 0.1.0
+ * @category handlers
+ */
+export const handleLogged = (request: ProtocolRequest): Effect.Effect<ProtocolResponse, never, Services> =>
+  Effect.gen(function* () {
+    const started = yield* Clock.currentTimeNanos
+    const requestId =
+      request.requestId !== undefined && requestIdPattern.test(request.requestId) ? request.requestId : randomUUID()
+    const response = yield* Effect.annotateLogs(handle(request), "request_id", requestId)
+    const q = request.url.indexOf("?")
+    const durationMs = Number((yield* Clock.currentTimeNanos) - started) / 1e6
+    yield* Effect.logInfo("request").pipe(
+      Effect.annotateLogs({
+        request_id: requestId,
+        method: request.method,
+        path: q === -1 ? request.url : request.url.slice(0, q),
+        status: response.status,
+        duration_ms: Math.round(durationMs * 1000) / 1000
+      })
+    )
+    return response
+  })

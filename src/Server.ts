@@ -6,7 +6,7 @@
  */
 import { createServer, type Server as HttpServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import { ManagedRuntime } from "effect"
+import { Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import * as Dcr from "./Dcr.js"
 import * as NodeHandler from "./NodeHandler.js"
 import type { Services } from "./Protocol.js"
@@ -26,7 +26,43 @@ export interface ServeOptions extends Omit<ServerMetadata.Options, "publicUrl"> 
   readonly publicUrl?: string | undefined
   /** Replacements for any service (`Dcr.layer`'s options). */
   readonly services?: Omit<Dcr.Options<StoreError>, "server"> | undefined
+  /** `pretty` (default) or `json`: one JSON object per line. */
+  readonly logFormat?: "pretty" | "json" | undefined
+  /** The least severe level logged; default `info`. */
+  readonly logLevel?: LogLevelName | undefined
+  /** One log line per request (id, method, path, status, duration); default true. */
+  readonly accessLog?: boolean | undefined
+  /** How long `close` waits for in-flight requests before cutting connections; default 10 000 ms. */
+  readonly shutdownTimeoutMillis?: number | undefined
 }
+
+/**
+ * The log levels, by name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type LogLevelName = "all" | "trace" | "debug" | "info" | "warning" | "error" | "fatal" | "none"
+
+const logLevels: Record<LogLevelName, LogLevel.LogLevel> = {
+  all: LogLevel.All,
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None
+}
+
+/**
+ * The logger of the standalone server.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const loggerLayer = (format: "pretty" | "json", level: LogLevelName): Layer.Layer<never> =>
+  Layer.merge(format === "json" ? Logger.json : Logger.pretty, Logger.minimumLogLevel(logLevels[level]))
 
 /**
  * A running server.
@@ -39,6 +75,11 @@ export interface RunningServer {
   readonly url: string
   /** The registration endpoint as clients must call it. */
   readonly registrationEndpoint: string
+  /**
+   * Graceful shutdown: stops accepting connections, lets in-flight requests
+   * finish (cutting them after `shutdownTimeoutMillis`), then closes the
+   * database.
+   */
   readonly close: () => Promise<void>
 }
 
@@ -63,7 +104,16 @@ const hostForUrl = (host: string): string => (host.includes(":") ? `[${host}]` :
  */
 export const serve = async (options: ServeOptions = {}): Promise<RunningServer> => {
   const host = options.host ?? "127.0.0.1"
-  const { services, port: _port, host: _host, ...serverOptions } = options
+  const {
+    services,
+    port: _port,
+    host: _host,
+    logFormat,
+    logLevel,
+    accessLog,
+    shutdownTimeoutMillis,
+    ...serverOptions
+  } = options
   // A bad configuration is refused before anything listens.
   if (options.publicUrl !== undefined) ServerMetadata.make({ ...serverOptions, publicUrl: options.publicUrl })
   const http = createServer()
@@ -74,14 +124,24 @@ export const serve = async (options: ServeOptions = {}): Promise<RunningServer> 
     const config = { ...serverOptions, publicUrl: options.publicUrl ?? url }
     // Validates the configuration now, not on the first request.
     const resolved = ServerMetadata.make(config)
-    runtime = ManagedRuntime.make(Dcr.layer({ ...services, server: config }))
-    const listener = await runtime.runPromise(NodeHandler.make)
+    runtime = ManagedRuntime.make(
+      Layer.merge(Dcr.layer({ ...services, server: config }), loggerLayer(logFormat ?? "pretty", logLevel ?? "info"))
+    )
+    const listener = await runtime.runPromise(NodeHandler.makeWith({ accessLog: accessLog ?? true }))
     http.on("request", listener)
     return {
       url,
       registrationEndpoint: resolved.registrationEndpoint,
       close: async () => {
-        await new Promise<void>((resolve) => http.close(() => resolve()))
+        const closed = new Promise<void>((resolve) => http.close(() => resolve()))
+        // Keep-alive connections close as soon as their request is done...
+        const sweep = setInterval(() => http.closeIdleConnections(), 50)
+        http.closeIdleConnections()
+        // ...and in-flight requests get a bounded time to finish.
+        const cut = setTimeout(() => http.closeAllConnections(), shutdownTimeoutMillis ?? 10_000)
+        await closed
+        clearInterval(sweep)
+        clearTimeout(cut)
         await runtime?.dispose()
       }
     }

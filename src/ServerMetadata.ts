@@ -92,6 +92,11 @@ export interface Options {
    * what is advertised is what is accepted.
    */
   readonly discoveryMetadata?: { readonly [member: string]: unknown } | undefined
+  /**
+   * Origins of browser-based clients allowed to call the endpoints (CORS), or
+   * `"*"` for any. None by default: no CORS headers are sent.
+   */
+  readonly corsOrigins?: ReadonlyArray<string> | "*" | undefined
 }
 
 /**
@@ -126,6 +131,8 @@ export interface ServerConfig {
   readonly discoveryDocument: { readonly [member: string]: unknown }
   /** The path of the issuer URL ("" when it has none), for RFC 8414 §3's well-known URL. */
   readonly issuerPath: string
+  /** Allowed CORS origins; undefined when CORS is off. */
+  readonly corsOrigins: ReadonlySet<string> | "*" | undefined
   /** The fully qualified configuration endpoint URL of a client (R7592-3-b, D17). */
   readonly clientUri: (clientId: string) => string
 }
@@ -269,6 +276,12 @@ export const make = (options: Options): ServerConfig => {
     document,
     discoveryDocument: { ...withoutValidationMembers(options.discoveryMetadata), ...document },
     issuerPath,
+    corsOrigins:
+      options.corsOrigins === undefined || options.corsOrigins === "*"
+        ? options.corsOrigins
+        : options.corsOrigins.length === 0
+          ? undefined
+          : new Set(options.corsOrigins),
     clientUri: (clientId) => clientPrefix + encodeURIComponent(clientId)
   }
 }

@@ -157,6 +157,7 @@ export const make: Effect.Effect<ClientStoreService, never, SqlClient.SqlClient>
     Effect.try({ try: decode, catch: (cause) => new StoreError({ operation: "decode", cause }) })
 
   return {
+    ping: sql`SELECT 1 AS ok`.pipe(storeError("ping"), Effect.asVoid),
     insert: (client, tokenId, initialToken) =>
       transaction<InsertOutcome, InsertOutcome>(
         "insert",
@@ -224,14 +225,22 @@ export const make: Effect.Effect<ClientStoreService, never, SqlClient.SqlClient>
         })
       ),
 
-    remove: (clientId) =>
+    remove: (clientId, expectedVersion) =>
       transaction<boolean, never>(
         "remove",
         Effect.gen(function* () {
-          // R7592-5-f: the client and every token it owns, in one step.
+          // The client row first: it is the lock every update of this client
+          // takes first too (no deadlock), and once it is held, the token
+          // delete sees every token a committed rotation issued.
+          const removed =
+            expectedVersion === undefined
+              ? yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} RETURNING client_id`
+              : yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} AND version = ${expectedVersion}
+                  RETURNING client_id`
+          if (removed.length === 0) return false
+          // R7592-5-f: every token it owns goes in the same transaction.
           yield* sql`DELETE FROM dcr_registration_tokens WHERE client_id = ${clientId}`
-          const removed = yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} RETURNING client_id`
-          return removed.length > 0
+          return true
         })
       ),
 

@@ -431,7 +431,7 @@ describe("the standalone server process (src/bin.ts)", () => {
     const port = await freePort()
     const server = await start(
       "node",
-      ["--import", "tsx", "src/bin.ts"],
+      ["--import", "tsx", "src/bin.ts", "serve"],
       {
         ...blank,
         PORT: String(port),
@@ -469,7 +469,7 @@ describe("the standalone server process (src/bin.ts)", () => {
   })
 
   it("a malformed REGISTRATION_MODE exits 1 with one line naming it", async () => {
-    const result = await bash("REGISTRATION_MODE=nope node --import tsx src/bin.ts")
+    const result = await bash("REGISTRATION_MODE=nope node --import tsx src/bin.ts serve")
     expect(result.code).toBe(1)
     const lines = result.stderr.trim().split("\n")
     expect(lines).toHaveLength(1)

@@ -32,7 +32,7 @@ describe("npm start", () => {
     url = `http://127.0.0.1:${port}`
     server = await start(
       "node",
-      ["--import", "tsx", "src/bin.ts"],
+      ["--import", "tsx", "src/bin.ts", "serve"],
       { PORT: String(port), DATABASE_URL: `file:${databaseFile}` },
       /registration endpoint: .*\n/
     )
@@ -79,7 +79,7 @@ describe("npm start", () => {
     await server.stop()
     server = await start(
       "node",
-      ["--import", "tsx", "src/bin.ts"],
+      ["--import", "tsx", "src/bin.ts", "serve"],
       { PORT: new URL(url).port, DATABASE_URL: `file:${databaseFile}` },
       /registration endpoint: .*\n/
     )
@@ -93,7 +93,7 @@ describe("npm start", () => {
   })
 
   it("refuses a bad PORT before listening", async () => {
-    const { code, stderr } = await bash("PORT=notaport node --import tsx src/bin.ts")
+    const { code, stderr } = await bash("PORT=notaport node --import tsx src/bin.ts serve")
     expect(code).toBe(1)
     expect(stderr).toContain("PORT must be a whole number up to 65535")
   })

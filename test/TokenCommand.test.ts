@@ -32,7 +32,7 @@ describe("token create", () => {
     const port = await freePort()
     server = await start(
       "node",
-      ["--import", "tsx", "src/bin.ts"],
+      ["--import", "tsx", "src/bin.ts", "serve"],
       { PORT: String(port), DATABASE_URL: `file:${database}`, REGISTRATION_MODE: "issued" },
       /registration endpoint: .*\n/
     )
