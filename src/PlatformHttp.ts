@@ -105,7 +105,7 @@ export const httpApp: HttpApp.Default<never, Services> = Effect.gen(function* ()
 /**
  * The endpoints as an `HttpRouter` serving `/register`,
  * `/register/{client_id}` (all methods: the protocol answers 405 itself, D4)
- * and RFC 8414's `/.well-known/oauth-authorization-server`. Per RFC 8414 §3
+ * RFC 8414's `/.well-known/oauth-authorization-server` and `/healthz`. Per RFC 8414 §3
  * the well-known URL sits at the host's root, before the issuer's path: when
  * the router is mounted under a prefix, also route that URL to `httpApp`.
  * Mount it with `HttpRouter.mount(prefix, router)`. It assumes the default
@@ -118,5 +118,6 @@ export const router: HttpRouter.HttpRouter<never, Services> = HttpRouter.empty.p
   HttpRouter.all("/register", httpApp),
   HttpRouter.all("/register/*", httpApp),
   HttpRouter.all("/.well-known/oauth-authorization-server", httpApp),
-  HttpRouter.all("/.well-known/oauth-authorization-server/*", httpApp)
+  HttpRouter.all("/.well-known/oauth-authorization-server/*", httpApp),
+  HttpRouter.all("/healthz", httpApp)
 )
