@@ -109,6 +109,11 @@ const serveSettings: ReadonlyArray<Setting> = [
     flag: "shutdown-timeout",
     variable: "SHUTDOWN_TIMEOUT",
     description: "milliseconds in-flight requests get on SIGTERM/SIGINT; default 10000"
+  },
+  {
+    flag: "otlp-endpoint",
+    variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    description: "OpenTelemetry collector (OTLP/HTTP) to export spans to, e.g. http://127.0.0.1:4318; default none"
   }
 ]
 

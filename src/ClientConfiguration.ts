@@ -74,9 +74,12 @@ export const authorize = (
   TokenAuthenticator | ClientLookup | PermissionPolicy
 > =>
   Effect.gen(function* () {
-    const token = yield* (yield* TokenAuthenticator).authenticate(credential)
-    const client = yield* (yield* ClientLookup).lookup(token, clientId)
-    yield* (yield* PermissionPolicy).check(client, operation)
+    const token = yield* Effect.withSpan(
+      (yield* TokenAuthenticator).authenticate(credential),
+      "TokenAuthenticator.authenticate"
+    )
+    const client = yield* Effect.withSpan((yield* ClientLookup).lookup(token, clientId), "ClientLookup.lookup")
+    yield* Effect.withSpan((yield* PermissionPolicy).check(client, operation), "PermissionPolicy.check")
     return { token, client }
   })
 
@@ -123,7 +126,10 @@ const withNewSecret = (client: RegisteredClient) =>
 /** Stores `next` over `previous` (compare-and-set) and tells the host. */
 const commit = (previous: RegisteredClient, next: RegisteredClient, rotation?: TokenRotation) =>
   Effect.gen(function* () {
-    const outcome = yield* (yield* ClientStore).update(next, previous.version, rotation)
+    const outcome = yield* Effect.withSpan(
+      (yield* ClientStore).update(next, previous.version, rotation),
+      "ClientStore.update"
+    )
     if (outcome !== "updated") return yield* Effect.fail(new Conflict())
     yield* notify((yield* ClientEvents).updated(previous, next))
   })
@@ -244,11 +250,10 @@ export const update = (
     const { client, token } = yield* authorize(credential, clientId, "update")
     yield* checkUpdateBody(body, client, credentials)
     // D22: the policy the client was registered under still applies.
-    const metadata = yield* (yield* MetadataValidator).validate(body, {
-      operation: "update",
-      current: client,
-      policy: client.policy
-    })
+    const metadata = yield* Effect.withSpan(
+      (yield* MetadataValidator).validate(body, { operation: "update", current: client, policy: client.policy }),
+      "MetadataValidator.validate"
+    )
 
     // D14: a secret exactly when the method uses one; an expired one is replaced.
     const method = metadata.token_endpoint_auth_method
@@ -296,7 +301,10 @@ export const remove = (
     const { client } = yield* authorize(credential, clientId, "delete")
     // A compare-and-set on the version: if an update (perhaps rotating the
     // very token presented) or a delete won meanwhile, authenticate again.
-    const removed = yield* (yield* ClientStore).remove(client.clientId, client.version)
+    const removed = yield* Effect.withSpan(
+      (yield* ClientStore).remove(client.clientId, client.version),
+      "ClientStore.remove"
+    )
     if (!removed) return yield* Effect.fail(new Conflict())
     yield* notify((yield* ClientEvents).deleted(client))
   }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.delete"))

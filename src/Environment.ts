@@ -23,6 +23,7 @@
  * | `LOG_LEVEL` | `trace`, `debug`, `info`, `warning`, `error` or `none` | `info` |
  * | `ACCESS_LOG` | one log line per request | `true` |
  * | `SHUTDOWN_TIMEOUT` | milliseconds in-flight requests get on SIGTERM/SIGINT | `10000` |
+ * | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector to export spans to | none (no tracing export) |
  * | `DATABASE_URL` | `file:PATH` (SQLite), `postgres://…` (PostgreSQL) or `memory:` | `file:./data/effect-dcr.sqlite` |
  *
  * @since 0.1.0
@@ -232,6 +233,10 @@ export const fromEnv = (env: Env): ServeOptions => {
   if (logLevel !== undefined && level === undefined) {
     throw new ConfigError(`LOG_LEVEL must be one of ${logLevelNames.join(", ")}, got ${JSON.stringify(logLevel)}`)
   }
+  const otlp = value(env, "OTEL_EXPORTER_OTLP_ENDPOINT")
+  if (otlp !== undefined && !/^https?:\/\/[^/?#]/.test(otlp)) {
+    throw new ConfigError(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL, got ${JSON.stringify(otlp)}`)
+  }
   const scopes = value(env, "SCOPES")
   return {
     port,
@@ -242,6 +247,7 @@ export const fromEnv = (env: Env): ServeOptions => {
     logLevel: level,
     accessLog: boolean(env, "ACCESS_LOG"),
     shutdownTimeoutMillis: wholeNumber(env, "SHUTDOWN_TIMEOUT"),
+    otlpEndpoint: otlp,
     rotateRegistrationTokenOnUpdate: boolean(env, "RAT_ROTATION"),
     deleteEnabled: boolean(env, "DELETE_ENABLED"),
     updateEnabled: boolean(env, "UPDATE_ENABLED"),

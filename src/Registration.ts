@@ -64,7 +64,10 @@ export const register = (
     const store = yield* ClientStore
     const events = yield* ClientEvents
 
-    const metadata = yield* validator.validate(body, { operation: "register", policy: grant.policy })
+    const metadata = yield* Effect.withSpan(
+      validator.validate(body, { operation: "register", policy: grant.policy }),
+      "MetadataValidator.validate"
+    )
     const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
     const clientId = yield* credentials.clientId
     // D14: a secret only for methods that use one.
@@ -82,7 +85,7 @@ export const register = (
     }
     const token = yield* tokens.issue(clientId)
     // D22: one use of an issued token is spent in the same step as the insert.
-    const outcome = yield* store.insert(client, token.tokenId, grant.use)
+    const outcome = yield* Effect.withSpan(store.insert(client, token.tokenId, grant.use), "ClientStore.insert")
     if (outcome !== "inserted") {
       return yield* Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
     }

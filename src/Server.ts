@@ -6,7 +6,7 @@
  */
 import { createServer, type Server as HttpServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import { Layer, Logger, LogLevel, ManagedRuntime } from "effect"
+import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import * as Dcr from "./Dcr.js"
 import * as NodeHandler from "./NodeHandler.js"
 import type { Services } from "./Protocol.js"
@@ -34,6 +34,8 @@ export interface ServeOptions extends Omit<ServerMetadata.Options, "publicUrl"> 
   readonly accessLog?: boolean | undefined
   /** How long `close` waits for in-flight requests before cutting connections; default 10 000 ms. */
   readonly shutdownTimeoutMillis?: number | undefined
+  /** An OTLP/HTTP collector to export spans to (`Telemetry.layerOtlp`); none by default. */
+  readonly otlpEndpoint?: string | undefined
 }
 
 /**
@@ -112,6 +114,7 @@ export const serve = async (options: ServeOptions = {}): Promise<RunningServer> 
     logLevel,
     accessLog,
     shutdownTimeoutMillis,
+    otlpEndpoint,
     ...serverOptions
   } = options
   // A bad configuration is refused before anything listens.
@@ -124,8 +127,22 @@ export const serve = async (options: ServeOptions = {}): Promise<RunningServer> 
     const config = { ...serverOptions, publicUrl: options.publicUrl ?? url }
     // Validates the configuration now, not on the first request.
     const resolved = ServerMetadata.make(config)
+    // The OpenTelemetry SDK is loaded only when an endpoint is configured.
+    const telemetry =
+      otlpEndpoint === undefined
+        ? Layer.empty
+        : Layer.unwrapEffect(
+            Effect.map(
+              Effect.promise(() => import("./Telemetry.js")),
+              (module) => module.layerOtlp({ endpoint: otlpEndpoint })
+            )
+          )
     runtime = ManagedRuntime.make(
-      Layer.merge(Dcr.layer({ ...services, server: config }), loggerLayer(logFormat ?? "pretty", logLevel ?? "info"))
+      Layer.mergeAll(
+        Dcr.layer({ ...services, server: config }),
+        loggerLayer(logFormat ?? "pretty", logLevel ?? "info"),
+        telemetry
+      )
     )
     const listener = await runtime.runPromise(NodeHandler.makeWith({ accessLog: accessLog ?? true }))
     http.on("request", listener)
