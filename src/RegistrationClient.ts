@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { HttpClient, type HttpClientError, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { Context, Effect, Layer, ParseResult, Redacted, Schema } from "effect"
 import { ClientInformationResponse } from "./ClientInformation.js"
 import { type ClientMetadata, secretAuthMethods, type StandardMembers } from "./ClientMetadata.js"
@@ -316,6 +316,23 @@ const challengeParam = (header: string | undefined, name: string): string | unde
   return match?.[1]
 }
 
+/**
+ * What went wrong on the wire, from the platform error's description and its
+ * chain of causes (fetch's "fetch failed" hides ECONNREFUSED one level down).
+ */
+const describeTransportFailure = (error: HttpClientError.HttpClientError): string => {
+  const parts: Array<string> = []
+  if (error.description !== undefined) parts.push(error.description)
+  let cause: unknown = error.cause
+  for (let depth = 0; depth < 4 && cause instanceof Error; depth++) {
+    const code = "code" in cause && typeof cause.code === "string" ? ` (${cause.code})` : ""
+    const text = `${cause.message}${code}`
+    if (text !== "" && !parts.includes(text)) parts.push(text)
+    cause = cause.cause
+  }
+  return sanitize(parts.length === 0 ? `${error.reason} error` : parts.join(": "))
+}
+
 const invalidResponse = (operation: Operation, status: number, description: string) =>
   new RegistrationClientError({ reason: "InvalidResponse", operation, status, description })
 
@@ -487,9 +504,9 @@ export const make = (options: Options): Effect.Effect<RegistrationClientService,
             new RegistrationClientError({
               reason: "Transport",
               operation: call.operation,
-              // The platform's description names the cause; the request itself
-              // (whose headers and body hold secrets) stays out of it.
-              description: sanitize(error.description ?? error.reason)
+              // The cause's messages and codes only: the request itself (whose
+              // headers and body hold secrets) stays out of it.
+              description: describeTransportFailure(error)
             })
         ),
         Effect.flatMap(({ response, text }) =>
