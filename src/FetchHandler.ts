@@ -20,7 +20,7 @@
 import { Effect, type Layer, ManagedRuntime, Runtime } from "effect"
 import { handle, handleLogged, type ProtocolRequest, type Services } from "./Protocol.js"
 import { InvalidRequest, NotFound, type ProtocolResponse, serverError, toResponse } from "./ProtocolError.js"
-import { type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
+import { ServerMetadata } from "./ServerMetadata.js"
 
 /**
  * A Fetch handler.
@@ -76,8 +76,7 @@ const normalizeBasePath = (basePath: string | undefined): string => {
 const relativeUrl = (url: URL, base: string): string | undefined => {
   const path = url.pathname
   if (base === "") return path + url.search
-  if (path === base) return url.search === "" ? "" : "/" + url.search
-  return path.startsWith(base + "/") ? path.slice(base.length) + url.search : undefined
+  return path === base || path.startsWith(base + "/") ? path.slice(base.length) + url.search : undefined
 }
 
 const needsBody = (method: string, contentType: string | null): boolean =>
@@ -165,7 +164,7 @@ const optional = (value: string | null): string | undefined => (value === null ?
 export const makeWith = (options: Options = {}): Effect.Effect<Handler, never, Services> =>
   Effect.gen(function* () {
     const runtime = yield* Effect.runtime<Services>()
-    const server: ServerConfig = yield* ServerMetadata
+    const server = yield* ServerMetadata
     const base = normalizeBasePath(options.basePath)
     const limit = server.maxBodyBytes
     const run = Runtime.runPromise(runtime)
@@ -184,9 +183,9 @@ export const makeWith = (options: Options = {}): Effect.Effect<Handler, never, S
       }
       const headers = request.headers
       const contentType = headers.get("content-type")
-      const read: Body = needsBody(request.method, contentType)
-        ? await readBody(request, limit)
-        : { _tag: "Read", body: undefined }
+      let read: Body = { _tag: "Read", body: undefined }
+      if (needsBody(request.method, contentType)) read = await readBody(request, limit)
+      else if (request.body !== null) discard(request.body) // e.g. a DELETE with a body: never read
       if (read._tag === "Unreadable") {
         return toFetchResponse(
           toResponse(new InvalidRequest({ description: "the request body could not be read" }), server)
@@ -225,8 +224,8 @@ export const make: Effect.Effect<Handler, never, Services> = Effect.suspend(() =
 
 /**
  * A handler on a `ManagedRuntime` built from `layer` (for example
- * `Dcr.layer(…)`), with `dispose` to release it. The layer is built once, on
- * the first request or `ready`, whichever comes first.
+ * `Dcr.layer(…)`), with `dispose` to release it. The layer is built once,
+ * starting at once; requests that arrive before it is ready wait for it.
  *
  * @since 0.1.0
  * @category constructors

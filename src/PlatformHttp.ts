@@ -51,6 +51,9 @@ const readBody = (
   if (declared !== undefined && Number(declared) > limit) {
     return Effect.succeed({ body: undefined, tooLarge: true })
   }
+  // On Node, read the message ourselves: the platform's own limit destroys
+  // the socket when it is passed, so the 413 would never reach the client.
+  if (request.source instanceof IncomingMessage) return readNodeBody(request.source, limit)
   return request.arrayBuffer.pipe(
     HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
     Effect.map((buffer) => ({ body: new Uint8Array(buffer), tooLarge: buffer.byteLength > limit })),
@@ -59,6 +62,48 @@ const readBody = (
     Effect.orElseSucceed(() => ({ body: undefined, tooLarge: true }))
   )
 }
+
+/**
+ * Reads a Node message up to `limit` bytes; past it, the rest is drained and
+ * thrown away (never buffered) so that the answer still goes out.
+ */
+const readNodeBody = (
+  source: IncomingMessage,
+  limit: number
+): Effect.Effect<{ readonly body: Uint8Array | undefined; readonly tooLarge: boolean }> =>
+  Effect.async((resume) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        cleanup()
+        chunks.length = 0
+        source.resume()
+        resume(Effect.succeed({ body: undefined, tooLarge: true }))
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => {
+      cleanup()
+      resume(Effect.succeed({ body: size === 0 ? undefined : Buffer.concat(chunks, size), tooLarge: false }))
+    }
+    // A broken connection: nobody reads the answer.
+    const onError = () => {
+      cleanup()
+      resume(Effect.succeed({ body: undefined, tooLarge: true }))
+    }
+    const cleanup = () => {
+      source.off("data", onData)
+      source.off("end", onEnd)
+      source.off("error", onError)
+    }
+    source.on("data", onData)
+    source.on("end", onEnd)
+    source.on("error", onError)
+    return Effect.sync(cleanup)
+  })
 
 /**
  * Converts a protocol response to a platform response.
