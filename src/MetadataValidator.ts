@@ -20,7 +20,7 @@ import * as RegistrationPolicy from "./RegistrationPolicy.js"
 import { type SoftwareStatementsService, SoftwareStatements, type StatementError } from "./SoftwareStatements.js"
 import { normalizeResponseType, type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
 import { isLanguageTag } from "./internal/languageTag.js"
-import { checkRedirectUri, checkWebUrl } from "./internal/uri.js"
+import { checkPublicHttpsUrl, checkRedirectUri, checkWebUrl } from "./internal/uri.js"
 import { isJsonObject, type JsonObject, withoutDangerousMembers } from "./internal/json.js"
 
 /**
@@ -95,9 +95,9 @@ const responseTypeToken = /^[A-Za-z0-9_]+$/
 const stringMember = (name: string, value: unknown): Checked =>
   isNonEmptyString(value) ? ok(value) : metadataError(`${name} must be a non-empty string`)
 
-const webUrlMember = (name: string, value: unknown): Checked => {
+const webUrlMember = (name: string, value: unknown, production: boolean): Checked => {
   if (!isNonEmptyString(value)) return metadataError(`${name} must be a non-empty string`)
-  const problem = checkWebUrl(value)
+  const problem = checkWebUrl(value) ?? (production ? checkPublicHttpsUrl(value) : undefined)
   return problem === undefined ? ok(value) : metadataError(`${name} ${problem}`)
 }
 
@@ -106,9 +106,11 @@ const stringArray = (
   name: string,
   value: unknown,
   fail: (description: string) => { readonly ok: false; readonly error: MetadataError },
-  each?: (item: string, index: number) => string | undefined
+  each?: (item: string, index: number) => string | undefined,
+  max: number = Infinity
 ): Checked => {
   if (!Array.isArray(value)) return fail(`${name} must be an array of strings`)
+  if (value.length > max) return fail(`${name} may hold at most ${max} entries`)
   const seen = new Set<string>()
   const result: Array<string> = []
   for (let i = 0; i < value.length; i++) {
@@ -163,11 +165,12 @@ const inferAlg = (jwk: JsonObject): string | undefined => {
 }
 
 /** Synchronous shape checks of a JWK Set (D13); the keys are imported afterwards. */
-const checkJwksShape = (value: unknown): Checked => {
+const checkJwksShape = (value: unknown, maxKeys: number): Checked => {
   if (!isJsonObject(value) || !Array.isArray(value.keys)) {
     return metadataError("jwks must be a JWK Set: an object with a keys array")
   }
   if (value.keys.length === 0) return metadataError("jwks must hold at least one key")
+  if (value.keys.length > maxKeys) return metadataError(`jwks may hold at most ${maxKeys} keys`)
   const kids = new Set<string>()
   for (let i = 0; i < value.keys.length; i++) {
     const key: unknown = value.keys[i]
@@ -245,7 +248,7 @@ export const make = (
   const checkStandard = (name: string, value: unknown): Checked => {
     switch (name) {
       case "redirect_uris":
-        return stringArray(name, value, redirectError, checkRedirectUri)
+        return stringArray(name, value, redirectError, checkRedirectUri, config.limits.redirectUris)
       case "token_endpoint_auth_method":
         if (!isNonEmptyString(value)) return metadataError(`${name} must be a non-empty string`)
         return config.tokenEndpointAuthMethodsSupported.has(value)
@@ -292,11 +295,13 @@ export const make = (
         return ok(value)
       }
       case "contacts":
-        return stringArray(name, value, metadataError)
+        return stringArray(name, value, metadataError, undefined, config.limits.contacts)
       case "jwks":
-        return checkJwksShape(value)
+        return checkJwksShape(value, config.limits.jwksKeys)
       default:
-        return webUrlMembers.has(name) ? webUrlMember(name, value) : stringMember(name, value)
+        return webUrlMembers.has(name)
+          ? webUrlMember(name, value, config.requirePublicHttpsUris)
+          : stringMember(name, value)
     }
   }
 
@@ -330,7 +335,8 @@ export const make = (
           )
         }
         seenVariants.add(canonical)
-        const checked = base === "client_name" ? stringMember(key, value) : webUrlMember(key, value)
+        const checked =
+          base === "client_name" ? stringMember(key, value) : webUrlMember(key, value, config.requirePublicHttpsUris)
         if (!checked.ok) return Either.left(checked.error)
         if (typeof checked.value === "string") localized.push([key, checked.value])
         continue

@@ -97,6 +97,29 @@ export interface Options {
    * `"*"` for any. None by default: no CORS headers are sent.
    */
   readonly corsOrigins?: ReadonlyArray<string> | "*" | undefined
+  /**
+   * Caps on list sizes a client may register (abuse resistance); defaults:
+   * 20 redirect URIs, 20 contacts, 10 JWKS keys.
+   */
+  readonly limits?:
+    | {
+        readonly redirectUris?: number | undefined
+        readonly contacts?: number | undefined
+        readonly jwksKeys?: number | undefined
+      }
+    | undefined
+  /**
+   * Production mode for the URLs the server links to or fetches (`jwks_uri`,
+   * `logo_uri`, `client_uri`, `tos_uri`, `policy_uri`): https only, never a
+   * loopback or private host. Off by default.
+   */
+  readonly requirePublicHttpsUris?: boolean | undefined
+  /**
+   * Registrations allowed per client address: at most `requests` per
+   * `perSeconds`, answered 429 with `Retry-After` past that. Off by default;
+   * counted per server process.
+   */
+  readonly registrationRateLimit?: { readonly requests: number; readonly perSeconds: number } | undefined
 }
 
 /**
@@ -131,6 +154,9 @@ export interface ServerConfig {
   readonly discoveryDocument: { readonly [member: string]: unknown }
   /** The path of the issuer URL ("" when it has none), for RFC 8414 §3's well-known URL. */
   readonly issuerPath: string
+  readonly limits: { readonly redirectUris: number; readonly contacts: number; readonly jwksKeys: number }
+  readonly requirePublicHttpsUris: boolean
+  readonly registrationRateLimit: { readonly requests: number; readonly perSeconds: number } | undefined
   /** Allowed CORS origins; undefined when CORS is off. */
   readonly corsOrigins: ReadonlySet<string> | "*" | undefined
   /** The fully qualified configuration endpoint URL of a client (R7592-3-b, D17). */
@@ -230,6 +256,10 @@ export const make = (options: Options): ServerConfig => {
       throw new Error(`extension member ${JSON.stringify(name)} would shadow a standard or server-managed member`)
     }
   }
+  const rate = options.registrationRateLimit
+  if (rate !== undefined && !(rate.requests >= 1 && rate.perSeconds > 0)) {
+    throw new Error("registrationRateLimit needs requests >= 1 and perSeconds > 0")
+  }
   const issuer = options.issuer ?? publicUrl
   const registrationEndpoint = publicUrl + registrationPath
   const grantTypes = options.grantTypesSupported ?? defaults.grantTypesSupported
@@ -276,6 +306,13 @@ export const make = (options: Options): ServerConfig => {
     document,
     discoveryDocument: { ...withoutValidationMembers(options.discoveryMetadata), ...document },
     issuerPath,
+    limits: {
+      redirectUris: options.limits?.redirectUris ?? 20,
+      contacts: options.limits?.contacts ?? 20,
+      jwksKeys: options.limits?.jwksKeys ?? 10
+    },
+    requirePublicHttpsUris: options.requirePublicHttpsUris ?? false,
+    registrationRateLimit: options.registrationRateLimit,
     corsOrigins:
       options.corsOrigins === undefined || options.corsOrigins === "*"
         ? options.corsOrigins

@@ -42,6 +42,44 @@ export const checkWebUrl = (value: string): UriProblem => {
 }
 
 /**
+ * True for hosts that name this machine or a private network: loopback,
+ * link-local, RFC 1918, unique-local IPv6, and `localhost` names. A server
+ * that fetches or links such URLs can be steered at its own network (SSRF).
+ */
+export const isInternalHost = (hostname: string): boolean => {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "")
+  if (host === "localhost" || host.endsWith(".localhost") || host === "0.0.0.0" || host === "::" || host === "::1") {
+    return true
+  }
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host)
+  if (v4 !== null) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])]
+    return (
+      a === 127 ||
+      a === 10 ||
+      a === 0 ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168)
+    )
+  }
+  // IPv4-mapped IPv6, unique-local fc00::/7, link-local fe80::/10
+  return host.startsWith("::ffff:") || /^f[cd][0-9a-f]{2}:/.test(host) || /^fe[89ab][0-9a-f]:/.test(host)
+}
+
+/**
+ * The production rule for URLs the server links to or fetches (`jwks_uri`,
+ * `logo_uri`, …): https, and not an internal host.
+ */
+export const checkPublicHttpsUrl = (value: string): UriProblem => {
+  const url = parse(value)
+  if (url === undefined) return "is not a valid URL"
+  if (url.protocol !== "https:") return "must use https"
+  if (isInternalHost(url.hostname)) return "must not point at a loopback or private host"
+  return undefined
+}
+
+/**
  * D11: absolute, no fragment; `https`; `http` only on a loopback host; or a
  * private-use scheme containing a dot (RFC 8252 §7.1). Everything else,
  * including `javascript:`, `data:` and `file:`, is refused.
