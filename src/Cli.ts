@@ -111,6 +111,35 @@ const serveSettings: ReadonlyArray<Setting> = [
     description: "milliseconds in-flight requests get on SIGTERM/SIGINT; default 10000"
   },
   {
+    flag: "registration-rate-limit",
+    variable: "REGISTRATION_RATE_LIMIT",
+    description: "N/S: at most N registrations per S seconds per client address, 429 past it; default none"
+  },
+  {
+    flag: "require-public-https-uris",
+    variable: "REQUIRE_PUBLIC_HTTPS_URIS",
+    description: "true/false: jwks_uri, logo_uri and other metadata URLs must be https on a public host; default false"
+  },
+  { flag: "max-redirect-uris", variable: "MAX_REDIRECT_URIS", description: "redirect URIs per client; default 20" },
+  { flag: "max-contacts", variable: "MAX_CONTACTS", description: "contacts per client; default 20" },
+  { flag: "max-jwks-keys", variable: "MAX_JWKS_KEYS", description: "keys in a client's jwks; default 10" },
+  {
+    flag: "headers-timeout",
+    variable: "HEADERS_TIMEOUT",
+    description: "milliseconds to send the request headers; default 10000"
+  },
+  {
+    flag: "request-timeout",
+    variable: "REQUEST_TIMEOUT",
+    description: "milliseconds to send the whole request; default 30000"
+  },
+  {
+    flag: "secret-sealing-keys",
+    variable: "SECRET_SEALING_KEYS",
+    description:
+      "seal client secrets at rest: kid:key pairs (32-byte base64url keys), comma-separated, sealing key first"
+  },
+  {
     flag: "otlp-endpoint",
     variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
     description: "OpenTelemetry collector (OTLP/HTTP) to export spans to, e.g. http://127.0.0.1:4318; default none"

@@ -24,6 +24,12 @@
  * | `ACCESS_LOG` | one log line per request | `true` |
  * | `SHUTDOWN_TIMEOUT` | milliseconds in-flight requests get on SIGTERM/SIGINT | `10000` |
  * | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector to export spans to | none (no tracing export) |
+ * | `SECRET_SEALING_KEYS` | `kid:key,…` (32-byte base64url keys, sealing key first): client secrets sealed at rest | none |
+ * | `REGISTRATION_RATE_LIMIT` | `N/S`: at most N registrations per S seconds per client address (429 past it) | none |
+ * | `REQUIRE_PUBLIC_HTTPS_URIS` | metadata URLs (`jwks_uri`, `logo_uri`, …) must be https on a public host | `false` |
+ * | `MAX_REDIRECT_URIS`, `MAX_CONTACTS`, `MAX_JWKS_KEYS` | list size caps | `20`, `20`, `10` |
+ * | `HEADERS_TIMEOUT`, `REQUEST_TIMEOUT` | milliseconds a client has to send headers / the whole request | `10000`, `30000` |
+ * | `OPERATION_TIMEOUT` | milliseconds a request may spend in the programs and the store (500 past it) | `10000` |
  * | `DATABASE_URL` | `file:PATH` (SQLite), `postgres://…` (PostgreSQL) or `memory:` | `file:./data/effect-dcr.sqlite` |
  *
  * @since 0.1.0
@@ -32,6 +38,7 @@ import { readFileSync } from "node:fs"
 import { Effect, Layer, Redacted } from "effect"
 import { type ClientStore, layerMemory } from "./ClientStore.js"
 import type { StoreError } from "./ProtocolError.js"
+import type { SealingKey } from "./SqlClientStore.js"
 import type * as Jose from "jose"
 import type * as Dcr from "./Dcr.js"
 import * as InitialAccessTokens from "./InitialAccessTokens.js"
@@ -122,6 +129,40 @@ const logLevelNames: ReadonlyArray<LogLevelName> = [
   "none"
 ]
 
+const rateLimitOf = (env: Env): { readonly requests: number; readonly perSeconds: number } | undefined => {
+  const raw = value(env, "REGISTRATION_RATE_LIMIT")
+  if (raw === undefined) return undefined
+  const match = /^([1-9]\d*)\/([1-9]\d*)$/.exec(raw)
+  if (match === null) {
+    throw new ConfigError(
+      `REGISTRATION_RATE_LIMIT must be N/S (N registrations per S seconds), got ${JSON.stringify(raw)}`
+    )
+  }
+  return { requests: Number(match[1]), perSeconds: Number(match[2]) }
+}
+
+/**
+ * `SECRET_SEALING_KEYS`: `kid:base64url-32-bytes`, comma-separated, the
+ * sealing key first.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const sealingKeysOf = (env: Env): ReadonlyArray<SealingKey> | undefined => {
+  const raw = value(env, "SECRET_SEALING_KEYS")
+  if (raw === undefined) return undefined
+  return raw.split(",").map((entry) => {
+    const [kid, key, extra] = entry.trim().split(":")
+    const bytes = key === undefined ? undefined : Buffer.from(key, "base64url")
+    if (kid === undefined || kid === "" || extra !== undefined || bytes === undefined || bytes.length !== 32) {
+      throw new ConfigError(
+        "SECRET_SEALING_KEYS must be kid:key pairs, comma-separated, each key 32 bytes in base64url"
+      )
+    }
+    return { kid, key: Redacted.make(new Uint8Array(bytes)) }
+  })
+}
+
 /**
  * The default database of the standalone server.
  *
@@ -137,7 +178,10 @@ export const defaultDatabaseUrl = "file:./data/effect-dcr.sqlite"
  * @since 0.1.0
  * @category constructors
  */
-export const storeFromUrl = (url: string): Layer.Layer<ClientStore, StoreError> => {
+export const storeFromUrl = (
+  url: string,
+  sealingKeys?: ReadonlyArray<SealingKey> | undefined
+): Layer.Layer<ClientStore, StoreError> => {
   if (url === "memory:") return layerMemory
   if (url.startsWith("file:")) {
     const filename = url.slice("file:".length)
@@ -145,7 +189,7 @@ export const storeFromUrl = (url: string): Layer.Layer<ClientStore, StoreError> 
     return Layer.unwrapEffect(
       Effect.map(
         Effect.promise(() => import("./SqliteStore.js")),
-        (module) => module.layer({ filename })
+        (module) => module.layer({ filename, sealingKeys })
       )
     )
   }
@@ -154,7 +198,7 @@ export const storeFromUrl = (url: string): Layer.Layer<ClientStore, StoreError> 
     return Layer.unwrapEffect(
       Effect.map(
         Effect.promise(() => import("./PgStore.js")),
-        (module) => module.layer({ url: Redacted.make(url) })
+        (module) => module.layer({ url: Redacted.make(url), sealingKeys })
       )
     )
   }
@@ -248,6 +292,16 @@ export const fromEnv = (env: Env): ServeOptions => {
     accessLog: boolean(env, "ACCESS_LOG"),
     shutdownTimeoutMillis: wholeNumber(env, "SHUTDOWN_TIMEOUT"),
     otlpEndpoint: otlp,
+    registrationRateLimit: rateLimitOf(env),
+    operationTimeoutMillis: wholeNumber(env, "OPERATION_TIMEOUT") ?? 10_000,
+    requirePublicHttpsUris: boolean(env, "REQUIRE_PUBLIC_HTTPS_URIS"),
+    limits: {
+      redirectUris: wholeNumber(env, "MAX_REDIRECT_URIS"),
+      contacts: wholeNumber(env, "MAX_CONTACTS"),
+      jwksKeys: wholeNumber(env, "MAX_JWKS_KEYS")
+    },
+    headersTimeoutMillis: wholeNumber(env, "HEADERS_TIMEOUT"),
+    requestTimeoutMillis: wholeNumber(env, "REQUEST_TIMEOUT"),
     rotateRegistrationTokenOnUpdate: boolean(env, "RAT_ROTATION"),
     deleteEnabled: boolean(env, "DELETE_ENABLED"),
     updateEnabled: boolean(env, "UPDATE_ENABLED"),
@@ -255,7 +309,7 @@ export const fromEnv = (env: Env): ServeOptions => {
     maxBodyBytes: wholeNumber(env, "MAX_BODY_BYTES"),
     scopesSupported: scopes === undefined ? undefined : scopes === "any" ? "any" : scopes.split(/\s+/),
     services: {
-      store: storeFromUrl(value(env, "DATABASE_URL") ?? defaultDatabaseUrl),
+      store: storeFromUrl(value(env, "DATABASE_URL") ?? defaultDatabaseUrl, sealingKeysOf(env)),
       initialAccessTokens,
       tokenAuthenticator,
       softwareStatements

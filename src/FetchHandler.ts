@@ -44,6 +44,12 @@ export interface Options {
   readonly basePath?: string | undefined
   /** One structured log line per request (`Protocol.handleLogged`); default false. */
   readonly accessLog?: boolean | undefined
+  /**
+   * The client's address, for the registration rate limit: a `Request` does
+   * not carry one, so the host says where to find it (e.g. a trusted proxy's
+   * header, or its framework's connection info).
+   */
+  readonly remoteAddress?: ((request: Request) => string | undefined) | undefined
 }
 
 /**
@@ -203,7 +209,8 @@ export const makeWith = (options: Options = {}): Effect.Effect<Handler, never, S
         bodyTooLarge: read._tag === "TooLarge",
         origin: optional(headers.get("origin")),
         accessControlRequestMethod: optional(headers.get("access-control-request-method")),
-        requestId: optional(headers.get("x-request-id"))
+        requestId: optional(headers.get("x-request-id")),
+        remoteAddress: options.remoteAddress?.(request)
       }
       // The request's abort signal is deliberately not wired to interruption:
       // a write the client stopped waiting for still completes or rolls back

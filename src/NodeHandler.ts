@@ -61,6 +61,7 @@ export const makeWith = (options: { readonly accessLog: boolean }): Effect.Effec
         bodyTooLarge: tooLarge,
         origin: req.headers.origin,
         requestId: header(req.headers["x-request-id"]),
+        remoteAddress: req.socket.remoteAddress,
         accessControlRequestMethod: header(req.headers["access-control-request-method"])
       }
       run(respond(request)).then(

@@ -20,6 +20,8 @@ export interface Options {
   readonly url: string | Redacted.Redacted<string>
   /** Pool size; default 10. */
   readonly maxConnections?: number | undefined
+  /** Seal client secrets at rest (see `SqlClientStore.Options`). */
+  readonly sealingKeys?: ReadonlyArray<SqlClientStore.SealingKey> | undefined
 }
 
 /**
@@ -33,5 +35,5 @@ export const layer = (options: Options): Layer.Layer<ClientStore, StoreError> =>
     url: typeof options.url === "string" ? Redacted.make(options.url) : options.url,
     maxConnections: options.maxConnections ?? 10
   }).pipe(Layer.mapError((cause) => new StoreError({ operation: "connect to the database", cause })))
-  return SqlClientStore.layer.pipe(Layer.provide(client))
+  return SqlClientStore.layerWith({ sealingKeys: options.sealingKeys }).pipe(Layer.provide(client))
 }

@@ -142,6 +142,7 @@ export const httpApp: HttpApp.Default<never, Services> = Effect.gen(function* ()
     body,
     bodyTooLarge: tooLarge,
     origin: request.headers.origin,
+    remoteAddress: Option.getOrUndefined(request.remoteAddress),
     accessControlRequestMethod: request.headers["access-control-request-method"]
   }
   return toServerResponse(yield* handle(protocolRequest))

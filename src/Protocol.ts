@@ -18,10 +18,11 @@ import {
   NotFound,
   noStoreHeaders,
   PayloadTooLarge,
+  TooManyRequests,
   type ProtocolError,
   type ProtocolResponse,
   serverError,
-  type StoreError,
+  StoreError,
   toResponse
 } from "./ProtocolError.js"
 import { ClientStore } from "./ClientStore.js"
@@ -56,6 +57,8 @@ export interface ProtocolRequest {
   readonly accessControlRequestMethod?: string | undefined
   /** The `X-Request-Id` header, when a proxy set one: logged with the request. */
   readonly requestId?: string | undefined
+  /** The client's network address, for the registration rate limit. */
+  readonly remoteAddress?: string | undefined
 }
 
 /**
@@ -94,6 +97,43 @@ const discoveryResponse = (server: ServerConfig): ProtocolResponse => {
     discoveryResponses.set(server, response)
   }
   return response
+}
+
+// --- registration rate limit ---------------------------------------------------
+
+/** Per configuration: client address -> token bucket (tokens, last refill in ms). */
+const buckets = new WeakMap<ServerConfig, Map<string, { tokens: number; at: number }>>()
+const maxTrackedAddresses = 100_000
+
+/**
+ * Takes one registration from the address's bucket. Returns 0 when allowed,
+ * else the seconds until one is available.
+ */
+const takeRegistration = (server: ServerConfig, address: string, now: number): number => {
+  const limit = server.registrationRateLimit
+  if (limit === undefined) return 0
+  let table = buckets.get(server)
+  if (table === undefined) {
+    table = new Map()
+    buckets.set(server, table)
+  }
+  const perMilli = limit.requests / (limit.perSeconds * 1000)
+  const bucket = table.get(address) ?? { tokens: limit.requests, at: now }
+  bucket.tokens = Math.min(limit.requests, bucket.tokens + (now - bucket.at) * perMilli)
+  bucket.at = now
+  if (bucket.tokens >= 1) {
+    bucket.tokens -= 1
+    if (table.size >= maxTrackedAddresses) {
+      // Forget the addresses whose buckets have refilled: they are idle.
+      for (const [key, value] of table) {
+        if (value.tokens + (now - value.at) * perMilli >= limit.requests) table.delete(key)
+      }
+    }
+    table.set(address, bucket)
+    return 0
+  }
+  table.set(address, bucket)
+  return Math.max(1, Math.ceil((1 - bucket.tokens) / perMilli / 1000))
 }
 
 // --- health ----------------------------------------------------------------
@@ -240,6 +280,10 @@ const route = (
     if (isPreflight(request, server)) return Effect.succeed(preflight(["POST"]))
     if (request.method !== "POST") return Effect.fail(new MethodNotAllowed({ allow: ["POST"] }))
     return Effect.gen(function* () {
+      if (server.registrationRateLimit !== undefined) {
+        const retryAfter = takeRegistration(server, request.remoteAddress ?? "unknown", yield* Clock.currentTimeMillis)
+        if (retryAfter > 0) return yield* Effect.fail(new TooManyRequests({ retryAfterSeconds: retryAfter }))
+      }
       const initialTokens = yield* InitialAccessTokens
       // D22: a missing initial access token is D5, a malformed one D6, a bad one 401.
       const grant =
@@ -291,7 +335,16 @@ const route = (
  */
 export const handle = (request: ProtocolRequest): Effect.Effect<ProtocolResponse, never, Services> =>
   Effect.flatMap(ServerMetadata, (server) => {
-    const answered = route(request, server).pipe(
+    const timeout = server.operationTimeoutMillis
+    const routed = route(request, server)
+    const bounded =
+      timeout === undefined
+        ? routed
+        : Effect.timeoutFail(routed, {
+            duration: timeout,
+            onTimeout: () => new StoreError({ operation: `a request that took longer than ${timeout} ms` })
+          })
+    const answered = bounded.pipe(
       Effect.catchAll((error) => {
         if (error._tag === "StoreError") {
           return Effect.as(Effect.logError("client store failure", Cause.fail(error)), serverError)

@@ -172,6 +172,21 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 }
 
 /**
+ * Too many registrations from one client address (abuse resistance): 429
+ * with `Retry-After`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()("TooManyRequests", {
+  retryAfterSeconds: Schema.Number
+}) {
+  override get message(): string {
+    return `too many registrations from this address; retry after ${this.retryAfterSeconds} s`
+  }
+}
+
+/**
  * No endpoint at this path: 404.
  *
  * @since 0.1.0
@@ -218,6 +233,7 @@ export type ProtocolError =
   | UnapprovedSoftwareStatement
   | MethodNotAllowed
   | PayloadTooLarge
+  | TooManyRequests
   | NotFound
 
 /**
@@ -379,6 +395,8 @@ export const toResponse = (
       return json(405, "invalid_request", error.message, { allow: error.allow.join(", ") })
     case "PayloadTooLarge":
       return json(413, "invalid_request", error.message)
+    case "TooManyRequests":
+      return json(429, "invalid_request", error.message, { "retry-after": String(error.retryAfterSeconds) })
     case "NotFound":
       return json(404, "invalid_request", error.message)
     case "StoreError":

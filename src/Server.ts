@@ -36,6 +36,10 @@ export interface ServeOptions extends Omit<ServerMetadata.Options, "publicUrl"> 
   readonly shutdownTimeoutMillis?: number | undefined
   /** An OTLP/HTTP collector to export spans to (`Telemetry.layerOtlp`); none by default. */
   readonly otlpEndpoint?: string | undefined
+  /** Time a client has to send the request headers (slow-loris); default 10 000 ms. */
+  readonly headersTimeoutMillis?: number | undefined
+  /** Time a client has to send the whole request; default 30 000 ms. */
+  readonly requestTimeoutMillis?: number | undefined
 }
 
 /**
@@ -115,11 +119,17 @@ export const serve = async (options: ServeOptions = {}): Promise<RunningServer> 
     accessLog,
     shutdownTimeoutMillis,
     otlpEndpoint,
+    headersTimeoutMillis,
+    requestTimeoutMillis,
     ...serverOptions
   } = options
   // A bad configuration is refused before anything listens.
   if (options.publicUrl !== undefined) ServerMetadata.make({ ...serverOptions, publicUrl: options.publicUrl })
-  const http = createServer()
+  const http = createServer({
+    // A client that trickles its headers or body in (slow-loris) is cut off.
+    headersTimeout: headersTimeoutMillis ?? 10_000,
+    requestTimeout: requestTimeoutMillis ?? 30_000
+  })
   const address = await listen(http, options.port ?? 3000, host)
   const url = `http://${hostForUrl(host)}:${address.port}`
   let runtime: ManagedRuntime.ManagedRuntime<Services, StoreError> | undefined

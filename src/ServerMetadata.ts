@@ -120,6 +120,12 @@ export interface Options {
    * counted per server process.
    */
   readonly registrationRateLimit?: { readonly requests: number; readonly perSeconds: number } | undefined
+  /**
+   * The longest a request may take inside the programs (a stalled store, a
+   * slow issuer key fetch): past it the work is interrupted — transactions
+   * roll back — and the answer is D20's 500. None by default.
+   */
+  readonly operationTimeoutMillis?: number | undefined
 }
 
 /**
@@ -157,6 +163,7 @@ export interface ServerConfig {
   readonly limits: { readonly redirectUris: number; readonly contacts: number; readonly jwksKeys: number }
   readonly requirePublicHttpsUris: boolean
   readonly registrationRateLimit: { readonly requests: number; readonly perSeconds: number } | undefined
+  readonly operationTimeoutMillis: number | undefined
   /** Allowed CORS origins; undefined when CORS is off. */
   readonly corsOrigins: ReadonlySet<string> | "*" | undefined
   /** The fully qualified configuration endpoint URL of a client (R7592-3-b, D17). */
@@ -313,6 +320,7 @@ export const make = (options: Options): ServerConfig => {
     },
     requirePublicHttpsUris: options.requirePublicHttpsUris ?? false,
     registrationRateLimit: options.registrationRateLimit,
+    operationTimeoutMillis: options.operationTimeoutMillis,
     corsOrigins:
       options.corsOrigins === undefined || options.corsOrigins === "*"
         ? options.corsOrigins

@@ -16,6 +16,7 @@
 import { Migrator, SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option, Redacted, Schedule } from "effect"
+import * as Jose from "jose"
 import type { RegisteredClient } from "./ClientInformation.js"
 import type { ClientMetadata } from "./ClientMetadata.js"
 import {
@@ -92,10 +93,10 @@ const parseJson = <A>(value: unknown, guard: (value: unknown) => value is A, wha
   return parsed
 }
 
-const toClient = (row: Row): RegisteredClient => ({
+const toClient = (row: Row, clientSecret: Redacted.Redacted<string> | undefined): RegisteredClient => ({
   clientId: text(row.client_id),
   clientIdIssuedAt: integer(row.client_id_issued_at),
-  clientSecret: row.client_secret === null ? undefined : Redacted.make(text(row.client_secret)),
+  clientSecret,
   clientSecretExpiresAt: integer(row.client_secret_expires_at),
   metadata: parseJson(row.metadata, isMetadata, "metadata"),
   version: integer(row.version),
@@ -110,8 +111,68 @@ const toInitialToken = (row: Row): InitialTokenRecord => ({
   createdAt: integer(row.created_at)
 })
 
-const secretOf = (client: RegisteredClient): string | null =>
-  client.clientSecret === undefined ? null : Redacted.value(client.clientSecret)
+/**
+ * A key sealing client secrets at rest: 256 bits for `dir` + `A256GCM`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SealingKey {
+  /** Names the key in each sealed value, so old keys keep opening old values. */
+  readonly kid: string
+  readonly key: Redacted.Redacted<Uint8Array>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * Seal client secrets at rest as compact JWEs (`dir`, `A256GCM`). The first
+   * key seals; every key opens values sealed with it, so a key is rotated by
+   * putting the new one first and keeping the old ones until every secret has
+   * been rewritten. Values stored unsealed stay readable. Off by default.
+   */
+  readonly sealingKeys?: ReadonlyArray<SealingKey> | undefined
+}
+
+const sealedPrefix = "jwe:"
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** Seals and opens stored client secrets. */
+const makeSealer = (keys: ReadonlyArray<SealingKey>) => {
+  const current = keys[0]
+  const byKid = new Map(keys.map((key) => [key.kid, Redacted.value(key.key)]))
+  for (const key of keys) {
+    if (Redacted.value(key.key).length !== 32) throw new Error(`sealing key ${key.kid} must be 32 bytes`)
+  }
+  const seal = (secret: Redacted.Redacted<string> | undefined): Effect.Effect<string | null> => {
+    if (secret === undefined) return Effect.succeed(null)
+    if (current === undefined) return Effect.succeed(Redacted.value(secret))
+    return Effect.promise(() =>
+      new Jose.CompactEncrypt(encoder.encode(Redacted.value(secret)))
+        .setProtectedHeader({ alg: "dir", enc: "A256GCM", kid: current.kid })
+        .encrypt(Redacted.value(current.key))
+    ).pipe(Effect.map((jwe) => sealedPrefix + jwe))
+  }
+  const open = (stored: unknown): Effect.Effect<Redacted.Redacted<string> | undefined, StoreError> => {
+    if (stored === null || stored === undefined) return Effect.succeed(undefined)
+    const value = text(stored)
+    if (!value.startsWith(sealedPrefix)) return Effect.succeed(Redacted.make(value))
+    return Effect.tryPromise({
+      try: () =>
+        Jose.compactDecrypt(value.slice(sealedPrefix.length), (header) => {
+          const key = header.kid === undefined ? undefined : byKid.get(header.kid)
+          if (key === undefined) throw new Error(`no sealing key ${String(header.kid)}`)
+          return key
+        }),
+      catch: (cause) => new StoreError({ operation: "open a sealed client secret", cause })
+    }).pipe(Effect.map((result) => Redacted.make(decoder.decode(result.plaintext))))
+  }
+  return { seal, open }
+}
 const policyOf = (policy: RegistrationPolicy | undefined): string | null =>
   policy === undefined ? null : JSON.stringify(policy)
 
@@ -131,152 +192,180 @@ class Abort<A> {
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<ClientStoreService, never, SqlClient.SqlClient> = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
+export const makeWith = (options: Options): Effect.Effect<ClientStoreService, never, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const sealer = makeSealer(options.sealingKeys ?? [])
 
-  const storeError =
-    (operation: string) =>
-    <A, R>(self: Effect.Effect<A, SqlError, R>): Effect.Effect<A, StoreError, R> =>
-      Effect.mapError(self, (cause) => new StoreError({ operation, cause }))
+    const storeError =
+      (operation: string) =>
+      <A, R>(self: Effect.Effect<A, SqlError, R>): Effect.Effect<A, StoreError, R> =>
+        Effect.mapError(self, (cause) => new StoreError({ operation, cause }))
 
-  /** Runs `body` in a transaction; an `Abort` rolls it back and becomes the result. */
-  const transaction = <A, B>(
-    operation: string,
-    body: Effect.Effect<A, SqlError | Abort<B>>
-  ): Effect.Effect<A | B, StoreError> =>
-    sql.withTransaction(body).pipe(
-      Effect.catchIf(
-        (error): error is Abort<B> => error instanceof Abort,
-        (abort) => Effect.succeed(abort.outcome)
-      ),
-      Effect.mapError((cause) => new StoreError({ operation, cause })),
-      Effect.withSpan(`SqlClientStore.${operation}`)
-    )
+    /** Runs `body` in a transaction; an `Abort` rolls it back and becomes the result. */
+    const transaction = <A, B>(
+      operation: string,
+      body: Effect.Effect<A, SqlError | Abort<B>>
+    ): Effect.Effect<A | B, StoreError> =>
+      sql.withTransaction(body).pipe(
+        Effect.catchIf(
+          (error): error is Abort<B> => error instanceof Abort,
+          (abort) => Effect.succeed(abort.outcome)
+        ),
+        Effect.mapError((cause) => new StoreError({ operation, cause })),
+        Effect.withSpan(`SqlClientStore.${operation}`)
+      )
 
-  const decodeDefect = <A>(decode: () => A) =>
-    Effect.try({ try: decode, catch: (cause) => new StoreError({ operation: "decode", cause }) })
+    const decodeDefect = <A>(decode: () => A) =>
+      Effect.try({ try: decode, catch: (cause) => new StoreError({ operation: "decode", cause }) })
 
-  return {
-    ping: sql`SELECT 1 AS ok`.pipe(storeError("ping"), Effect.asVoid),
-    insert: (client, tokenId, initialToken) =>
-      transaction<InsertOutcome, InsertOutcome>(
-        "insert",
-        Effect.gen(function* () {
-          if (initialToken !== undefined) {
-            // D22: spend one use, only while the token is live and has one left.
-            const spent = yield* sql`UPDATE dcr_initial_tokens
+    return {
+      ping: sql`SELECT 1 AS ok`.pipe(storeError("ping"), Effect.asVoid),
+      insert: (client, tokenId, initialToken) =>
+        Effect.flatMap(sealer.seal(client.clientSecret), (secret) =>
+          transaction<InsertOutcome, InsertOutcome>(
+            "insert",
+            Effect.gen(function* () {
+              if (initialToken !== undefined) {
+                // D22: spend one use, only while the token is live and has one left.
+                const spent = yield* sql`UPDATE dcr_initial_tokens
               SET uses_remaining = uses_remaining - 1
               WHERE token_id = ${initialToken.tokenId}
                 AND (expires_at = 0 OR expires_at > ${initialToken.now})
                 AND (uses_remaining IS NULL OR uses_remaining > 0)
               RETURNING token_id`
-            if (spent.length === 0) return yield* Effect.fail(new Abort<InsertOutcome>("initial-token-unavailable"))
-          }
-          yield* sql`INSERT INTO dcr_clients
+                if (spent.length === 0) return yield* Effect.fail(new Abort<InsertOutcome>("initial-token-unavailable"))
+              }
+              yield* sql`INSERT INTO dcr_clients
             (client_id, client_id_issued_at, client_secret, client_secret_expires_at, metadata, policy, version)
-            VALUES (${client.clientId}, ${client.clientIdIssuedAt}, ${secretOf(client)},
+            VALUES (${client.clientId}, ${client.clientIdIssuedAt}, ${secret},
               ${client.clientSecretExpiresAt}, ${JSON.stringify(client.metadata)}, ${policyOf(client.policy)},
               ${client.version})`
-          yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id) VALUES (${tokenId}, ${client.clientId})`
-          return inserted
-        })
-      ),
+              yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id) VALUES (${tokenId}, ${client.clientId})`
+              return inserted
+            })
+          )
+        ),
 
-    findById: (clientId) =>
-      sql`SELECT * FROM dcr_clients WHERE client_id = ${clientId}`.pipe(
-        storeError("findById"),
-        Effect.flatMap((rows) =>
-          rows[0] === undefined ? Effect.succeed(Option.none()) : decodeDefect(() => Option.some(toClient(rows[0]!)))
-        )
-      ),
+      findById: (clientId) =>
+        sql`SELECT * FROM dcr_clients WHERE client_id = ${clientId}`.pipe(
+          storeError("findById"),
+          Effect.flatMap((rows) =>
+            rows[0] === undefined
+              ? Effect.succeed(Option.none())
+              : Effect.flatMap(sealer.open(rows[0].client_secret), (secret) =>
+                  decodeDefect(() => Option.some(toClient(rows[0]!, secret)))
+                )
+          )
+        ),
 
-    findTokenOwner: (tokenId) =>
-      sql`SELECT client_id FROM dcr_registration_tokens WHERE token_id = ${tokenId}`.pipe(
-        storeError("findTokenOwner"),
-        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => text(row.client_id)))
-      ),
+      findTokenOwner: (tokenId) =>
+        sql`SELECT client_id FROM dcr_registration_tokens WHERE token_id = ${tokenId}`.pipe(
+          storeError("findTokenOwner"),
+          Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => text(row.client_id)))
+        ),
 
-    update: (client, expectedVersion, rotation) =>
-      transaction<UpdateOutcome, UpdateOutcome>(
-        "update",
-        Effect.gen(function* () {
-          const updated = yield* sql`UPDATE dcr_clients SET
-              client_secret = ${secretOf(client)},
+      update: (client, expectedVersion, rotation) =>
+        Effect.flatMap(sealer.seal(client.clientSecret), (secret) =>
+          transaction<UpdateOutcome, UpdateOutcome>(
+            "update",
+            Effect.gen(function* () {
+              const updated = yield* sql`UPDATE dcr_clients SET
+              client_secret = ${secret},
               client_secret_expires_at = ${client.clientSecretExpiresAt},
               metadata = ${JSON.stringify(client.metadata)},
               policy = ${policyOf(client.policy)},
               version = ${client.version}
             WHERE client_id = ${client.clientId} AND version = ${expectedVersion}
             RETURNING client_id`
-          if (updated.length === 0) {
-            const exists = yield* sql`SELECT 1 AS found FROM dcr_clients WHERE client_id = ${client.clientId}`
-            return yield* Effect.fail(new Abort<UpdateOutcome>(exists.length === 0 ? "missing" : "conflict"))
-          }
-          if (rotation !== undefined) {
-            // Only one of two racing rotations finds the old token still there.
-            const revoked = yield* sql`DELETE FROM dcr_registration_tokens
+              if (updated.length === 0) {
+                const exists = yield* sql`SELECT 1 AS found FROM dcr_clients WHERE client_id = ${client.clientId}`
+                return yield* Effect.fail(new Abort<UpdateOutcome>(exists.length === 0 ? "missing" : "conflict"))
+              }
+              if (rotation !== undefined) {
+                // Only one of two racing rotations finds the old token still there.
+                const revoked = yield* sql`DELETE FROM dcr_registration_tokens
               WHERE token_id = ${rotation.revoke} AND client_id = ${client.clientId}
               RETURNING token_id`
-            if (revoked.length === 0) return yield* Effect.fail(new Abort<UpdateOutcome>("conflict"))
-            yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id)
+                if (revoked.length === 0) return yield* Effect.fail(new Abort<UpdateOutcome>("conflict"))
+                yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id)
               VALUES (${rotation.issue}, ${client.clientId})`
-          }
-          return updatedOutcome
-        })
-      ),
+              }
+              return updatedOutcome
+            })
+          )
+        ),
 
-    remove: (clientId, expectedVersion) =>
-      transaction<boolean, never>(
-        "remove",
-        Effect.gen(function* () {
-          // The client row first: it is the lock every update of this client
-          // takes first too (no deadlock), and once it is held, the token
-          // delete sees every token a committed rotation issued.
-          const removed =
-            expectedVersion === undefined
-              ? yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} RETURNING client_id`
-              : yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} AND version = ${expectedVersion}
+      remove: (clientId, expectedVersion) =>
+        transaction<boolean, never>(
+          "remove",
+          Effect.gen(function* () {
+            // The client row first: it is the lock every update of this client
+            // takes first too (no deadlock), and once it is held, the token
+            // delete sees every token a committed rotation issued.
+            const removed =
+              expectedVersion === undefined
+                ? yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} RETURNING client_id`
+                : yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} AND version = ${expectedVersion}
                   RETURNING client_id`
-          if (removed.length === 0) return false
-          // R7592-5-f: every token it owns goes in the same transaction.
-          yield* sql`DELETE FROM dcr_registration_tokens WHERE client_id = ${clientId}`
-          return true
-        })
-      ),
+            if (removed.length === 0) return false
+            // R7592-5-f: every token it owns goes in the same transaction.
+            yield* sql`DELETE FROM dcr_registration_tokens WHERE client_id = ${clientId}`
+            return true
+          })
+        ),
 
-    revokeToken: (tokenId) =>
-      sql`DELETE FROM dcr_registration_tokens WHERE token_id = ${tokenId}`.pipe(
-        storeError("revokeToken"),
-        Effect.asVoid
-      ),
+      revokeToken: (tokenId) =>
+        sql`DELETE FROM dcr_registration_tokens WHERE token_id = ${tokenId}`.pipe(
+          storeError("revokeToken"),
+          Effect.asVoid
+        ),
 
-    insertInitialToken: (record) =>
-      sql`INSERT INTO dcr_initial_tokens (token_id, expires_at, uses_remaining, policy, created_at)
+      insertInitialToken: (record) =>
+        sql`INSERT INTO dcr_initial_tokens (token_id, expires_at, uses_remaining, policy, created_at)
         VALUES (${record.tokenId}, ${record.expiresAt}, ${record.usesRemaining ?? null},
           ${policyOf(record.policy)}, ${record.createdAt})`.pipe(storeError("insertInitialToken"), Effect.asVoid),
 
-    findInitialToken: (tokenId) =>
-      sql`SELECT * FROM dcr_initial_tokens WHERE token_id = ${tokenId}`.pipe(
-        storeError("findInitialToken"),
-        Effect.flatMap((rows) =>
-          rows[0] === undefined
-            ? Effect.succeed(Option.none())
-            : decodeDefect(() => Option.some(toInitialToken(rows[0]!)))
+      findInitialToken: (tokenId) =>
+        sql`SELECT * FROM dcr_initial_tokens WHERE token_id = ${tokenId}`.pipe(
+          storeError("findInitialToken"),
+          Effect.flatMap((rows) =>
+            rows[0] === undefined
+              ? Effect.succeed(Option.none())
+              : decodeDefect(() => Option.some(toInitialToken(rows[0]!)))
+          )
         )
-      )
-  }
-})
+    }
+  })
 
 /**
- * The store over the `SqlClient` in context, after running the migrations.
+ * The store over the `SqlClient` in context, after running the migrations,
+ * with client secrets sealed when `sealingKeys` are given.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<ClientStore, StoreError, SqlClient.SqlClient> = Layer.effect(
-  ClientStore,
-  Effect.zipRight(
-    Effect.mapError(migrate, (cause) => new StoreError({ operation: "migrate", cause })),
-    make
+export const layerWith = (options: Options): Layer.Layer<ClientStore, StoreError, SqlClient.SqlClient> =>
+  Layer.effect(
+    ClientStore,
+    Effect.zipRight(
+      Effect.mapError(migrate, (cause) => new StoreError({ operation: "migrate", cause })),
+      makeWith(options)
+    )
   )
-)
+
+/**
+ * `layerWith` without sealing.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<ClientStore, StoreError, SqlClient.SqlClient> = layerWith({})
+
+/**
+ * `makeWith` without sealing.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<ClientStoreService, never, SqlClient.SqlClient> = makeWith({})

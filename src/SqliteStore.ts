@@ -20,6 +20,8 @@ import * as SqlClientStore from "./SqlClientStore.js"
 export interface Options {
   /** A file path (its folder is created when missing) or `:memory:`. */
   readonly filename: string
+  /** Seal client secrets at rest (see `SqlClientStore.Options`). */
+  readonly sealingKeys?: ReadonlyArray<SqlClientStore.SealingKey> | undefined
 }
 
 /**
@@ -40,5 +42,8 @@ export const layer = (options: Options): Layer.Layer<ClientStore, StoreError> =>
   const client = SqliteClient.layer({ filename: options.filename }).pipe(
     Layer.mapError((cause) => new StoreError({ operation: "open the database", cause }))
   )
-  return SqlClientStore.layer.pipe(Layer.provide(client), Layer.provide(prepare))
+  return SqlClientStore.layerWith({ sealingKeys: options.sealingKeys }).pipe(
+    Layer.provide(client),
+    Layer.provide(prepare)
+  )
 }
