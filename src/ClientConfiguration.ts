@@ -7,6 +7,7 @@
  *
  * @since 0.1.0
  */
+import { spanOptions } from "./internal/span.js"
 import { Clock, Effect, Option, Redacted, Schedule } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
 import { forbiddenUpdateMembers, secretAuthMethods } from "./ClientMetadata.js"
@@ -76,10 +77,15 @@ export const authorize = (
   Effect.gen(function* () {
     const token = yield* Effect.withSpan(
       (yield* TokenAuthenticator).authenticate(credential),
-      "TokenAuthenticator.authenticate"
+      "TokenAuthenticator.authenticate",
+      spanOptions
     )
-    const client = yield* Effect.withSpan((yield* ClientLookup).lookup(token, clientId), "ClientLookup.lookup")
-    yield* Effect.withSpan((yield* PermissionPolicy).check(client, operation), "PermissionPolicy.check")
+    const client = yield* Effect.withSpan(
+      (yield* ClientLookup).lookup(token, clientId),
+      "ClientLookup.lookup",
+      spanOptions
+    )
+    yield* Effect.withSpan((yield* PermissionPolicy).check(client, operation), "PermissionPolicy.check", spanOptions)
     return { token, client }
   })
 
@@ -101,7 +107,7 @@ export const read = (
     // D14, R7592-2.1-c: an expired secret is replaced in this very response.
     const current = (yield* renewExpiredSecret(client)) ?? client
     return { client: current, registrationAccessToken: token.value, registrationClientUri: server.clientUri(clientId) }
-  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.read"))
+  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.read", spanOptions))
 
 const nowSeconds = Effect.map(Clock.currentTimeMillis, (millis) => Math.floor(millis / 1000))
 
@@ -128,7 +134,8 @@ const commit = (previous: RegisteredClient, next: RegisteredClient, rotation?: T
   Effect.gen(function* () {
     const outcome = yield* Effect.withSpan(
       (yield* ClientStore).update(next, previous.version, rotation),
-      "ClientStore.update"
+      "ClientStore.update",
+      spanOptions
     )
     if (outcome !== "updated") return yield* Effect.fail(new Conflict())
     yield* notify((yield* ClientEvents).updated(previous, next))
@@ -166,7 +173,7 @@ export const rotateSecret = (
     const next = yield* withNewSecret(client)
     yield* commit(client, next)
     return next
-  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.rotateSecret"))
+  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.rotateSecret", spanOptions))
 
 /** An update lost a compare-and-set race; the whole update runs again. */
 class Conflict {
@@ -252,7 +259,8 @@ export const update = (
     // D22: the policy the client was registered under still applies.
     const metadata = yield* Effect.withSpan(
       (yield* MetadataValidator).validate(body, { operation: "update", current: client, policy: client.policy }),
-      "MetadataValidator.validate"
+      "MetadataValidator.validate",
+      spanOptions
     )
 
     // D14: a secret exactly when the method uses one; an expired one is replaced.
@@ -283,7 +291,7 @@ export const update = (
       registrationClientUri: server.clientUri(next.clientId)
     }
     return info
-  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.update"))
+  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.update", spanOptions))
 
 /**
  * RFC 7592 §2.3: deprovisions the client. The client and every token it owns
@@ -303,11 +311,12 @@ export const remove = (
     // very token presented) or a delete won meanwhile, authenticate again.
     const removed = yield* Effect.withSpan(
       (yield* ClientStore).remove(client.clientId, client.version),
-      "ClientStore.remove"
+      "ClientStore.remove",
+      spanOptions
     )
     if (!removed) return yield* Effect.fail(new Conflict())
     yield* notify((yield* ClientEvents).deleted(client))
-  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.delete"))
+  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.delete", spanOptions))
 
 export {
   /**

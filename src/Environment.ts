@@ -151,7 +151,7 @@ const rateLimitOf = (env: Env): { readonly requests: number; readonly perSeconds
 export const sealingKeysOf = (env: Env): ReadonlyArray<SealingKey> | undefined => {
   const raw = value(env, "SECRET_SEALING_KEYS")
   if (raw === undefined) return undefined
-  return raw.split(",").map((entry) => {
+  const keys = raw.split(",").map((entry) => {
     const [kid, key, extra] = entry.trim().split(":")
     const bytes = key === undefined ? undefined : Buffer.from(key, "base64url")
     if (kid === undefined || kid === "" || extra !== undefined || bytes === undefined || bytes.length !== 32) {
@@ -161,6 +161,10 @@ export const sealingKeysOf = (env: Env): ReadonlyArray<SealingKey> | undefined =
     }
     return { kid, key: Redacted.make(new Uint8Array(bytes)) }
   })
+  if (new Set(keys.map((key) => key.kid)).size !== keys.length) {
+    throw new ConfigError("SECRET_SEALING_KEYS must not repeat a kid")
+  }
+  return keys
 }
 
 /**

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { spanOptions } from "./internal/span.js"
 import { Clock, Effect } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
 import { secretAuthMethods } from "./ClientMetadata.js"
@@ -66,7 +67,8 @@ export const register = (
 
     const metadata = yield* Effect.withSpan(
       validator.validate(body, { operation: "register", policy: grant.policy }),
-      "MetadataValidator.validate"
+      "MetadataValidator.validate",
+      spanOptions
     )
     const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
     const clientId = yield* credentials.clientId
@@ -85,7 +87,11 @@ export const register = (
     }
     const token = yield* tokens.issue(clientId)
     // D22: one use of an issued token is spent in the same step as the insert.
-    const outcome = yield* Effect.withSpan(store.insert(client, token.tokenId, grant.use), "ClientStore.insert")
+    const outcome = yield* Effect.withSpan(
+      store.insert(client, token.tokenId, grant.use),
+      "ClientStore.insert",
+      spanOptions
+    )
     if (outcome !== "inserted") {
       return yield* Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
     }
@@ -95,7 +101,7 @@ export const register = (
       registrationAccessToken: token.value,
       registrationClientUri: server.clientUri(clientId)
     }
-  }).pipe(Effect.withSpan("Registration.register"))
+  }).pipe(Effect.withSpan("Registration.register", spanOptions))
 
 /**
  * Runs a host hook after a committed change: a failure is logged, never

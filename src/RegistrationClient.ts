@@ -25,6 +25,7 @@
  *
  * @since 0.1.0
  */
+import { spanOptions } from "./internal/span.js"
 import { HttpClient, type HttpClientError, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { Context, Effect, Layer, ParseResult, Redacted, Schema } from "effect"
 import { ClientInformationResponse } from "./ClientInformation.js"
@@ -565,7 +566,7 @@ export const make = (options: Options): Effect.Effect<RegistrationClientService,
       return jsonRequest("register", request, metadata).pipe(
         Effect.flatMap(send),
         Effect.flatMap(({ status, text }) => decodeRegistration("register", status, text, undefined)),
-        Effect.withSpan("RegistrationClient.register")
+        Effect.withSpan("RegistrationClient.register", spanOptions)
       )
     }
 

@@ -125,10 +125,13 @@ export const serve = async (options: ServeOptions = {}): Promise<RunningServer> 
   } = options
   // A bad configuration is refused before anything listens.
   if (options.publicUrl !== undefined) ServerMetadata.make({ ...serverOptions, publicUrl: options.publicUrl })
+  const headersTimeout = headersTimeoutMillis ?? 10_000
   const http = createServer({
     // A client that trickles its headers or body in (slow-loris) is cut off.
-    headersTimeout: headersTimeoutMillis ?? 10_000,
-    requestTimeout: requestTimeoutMillis ?? 30_000
+    headersTimeout,
+    requestTimeout: requestTimeoutMillis ?? 30_000,
+    // Node checks those timeouts only this often (30 s by default).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 2)))
   })
   const address = await listen(http, options.port ?? 3000, host)
   const url = `http://${hostForUrl(host)}:${address.port}`

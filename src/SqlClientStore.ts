@@ -13,6 +13,7 @@
  *
  * @since 0.1.0
  */
+import { spanOptions } from "./internal/span.js"
 import { Migrator, SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option, Redacted, Schedule } from "effect"
@@ -148,6 +149,7 @@ const makeSealer = (keys: ReadonlyArray<SealingKey>) => {
   for (const key of keys) {
     if (Redacted.value(key.key).length !== 32) throw new Error(`sealing key ${key.kid} must be 32 bytes`)
   }
+  if (byKid.size !== keys.length) throw new Error("sealing keys must have distinct kids")
   const seal = (secret: Redacted.Redacted<string> | undefined): Effect.Effect<string | null> => {
     if (secret === undefined) return Effect.succeed(null)
     if (current === undefined) return Effect.succeed(Redacted.value(secret))
@@ -213,7 +215,7 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
           (abort) => Effect.succeed(abort.outcome)
         ),
         Effect.mapError((cause) => new StoreError({ operation, cause })),
-        Effect.withSpan(`SqlClientStore.${operation}`)
+        Effect.withSpan(`SqlClientStore.${operation}`, spanOptions)
       )
 
     const decodeDefect = <A>(decode: () => A) =>

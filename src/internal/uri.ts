@@ -47,7 +47,11 @@ export const checkWebUrl = (value: string): UriProblem => {
  * that fetches or links such URLs can be steered at its own network (SSRF).
  */
 export const isInternalHost = (hostname: string): boolean => {
-  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "")
+  // `localhost.` is `localhost`: trailing dots are dropped before comparing.
+  const host = hostname
+    .toLowerCase()
+    .replace(/^\[|\]$/g, "")
+    .replace(/\.+$/, "")
   if (host === "localhost" || host.endsWith(".localhost") || host === "0.0.0.0" || host === "::" || host === "::1") {
     return true
   }
