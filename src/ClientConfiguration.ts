@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import { spanOptions } from "./internal/span.js"
-import { Clock, Effect, Option, Redacted, Schedule } from "effect"
+import { traced, tracedProgram } from "./internal/span.js"
+import { Clock, Effect, Option, Redacted } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
 import { forbiddenUpdateMembers, secretAuthMethods } from "./ClientMetadata.js"
 import { ClientEvents } from "./ClientEvents.js"
@@ -72,20 +72,17 @@ export const authorize = (
 ): Effect.Effect<
   { readonly token: RegistrationToken; readonly client: RegisteredClient },
   AccessError | StoreError,
-  TokenAuthenticator | ClientLookup | PermissionPolicy
+  TokenAuthenticator | ClientLookup | PermissionPolicy | ServerMetadata
 > =>
   Effect.gen(function* () {
-    const token = yield* Effect.withSpan(
-      (yield* TokenAuthenticator).authenticate(credential),
+    const server = yield* ServerMetadata
+    const token = yield* traced(
+      server.tracing,
       "TokenAuthenticator.authenticate",
-      spanOptions
+      (yield* TokenAuthenticator).authenticate(credential)
     )
-    const client = yield* Effect.withSpan(
-      (yield* ClientLookup).lookup(token, clientId),
-      "ClientLookup.lookup",
-      spanOptions
-    )
-    yield* Effect.withSpan((yield* PermissionPolicy).check(client, operation), "PermissionPolicy.check", spanOptions)
+    const client = yield* traced(server.tracing, "ClientLookup.lookup", (yield* ClientLookup).lookup(token, clientId))
+    yield* traced(server.tracing, "PermissionPolicy.check", (yield* PermissionPolicy).check(client, operation))
     return { token, client }
   })
 
@@ -107,7 +104,7 @@ export const read = (
     // D14, R7592-2.1-c: an expired secret is replaced in this very response.
     const current = (yield* renewExpiredSecret(client)) ?? client
     return { client: current, registrationAccessToken: token.value, registrationClientUri: server.clientUri(clientId) }
-  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.read", spanOptions))
+  }).pipe(retryOnConflict, (program) => tracedProgram("ClientConfiguration.read", program))
 
 const nowSeconds = Effect.map(Clock.currentTimeMillis, (millis) => Math.floor(millis / 1000))
 
@@ -132,10 +129,11 @@ const withNewSecret = (client: RegisteredClient) =>
 /** Stores `next` over `previous` (compare-and-set) and tells the host. */
 const commit = (previous: RegisteredClient, next: RegisteredClient, rotation?: TokenRotation) =>
   Effect.gen(function* () {
-    const outcome = yield* Effect.withSpan(
-      (yield* ClientStore).update(next, previous.version, rotation),
+    const server = yield* ServerMetadata
+    const outcome = yield* traced(
+      server.tracing,
       "ClientStore.update",
-      spanOptions
+      (yield* ClientStore).update(next, previous.version, rotation)
     )
     if (outcome !== "updated") return yield* Effect.fail(new Conflict())
     yield* notify((yield* ClientEvents).updated(previous, next))
@@ -173,7 +171,7 @@ export const rotateSecret = (
     const next = yield* withNewSecret(client)
     yield* commit(client, next)
     return next
-  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.rotateSecret", spanOptions))
+  }).pipe(retryOnConflict, (program) => tracedProgram("ClientConfiguration.rotateSecret", program))
 
 /** An update lost a compare-and-set race; the whole update runs again. */
 class Conflict {
@@ -187,20 +185,21 @@ const maxAttempts = 32
  * next attempt starts from authentication, so it sees the winner's rotation
  * or deletion and answers accordingly. Attempts are bounded.
  */
-const retryOnConflict = <A, E, R>(self: Effect.Effect<A, E | Conflict, R>): Effect.Effect<A, E | StoreError, R> =>
-  self.pipe(
-    Effect.retry({
-      while: (error) => error instanceof Conflict,
-      times: maxAttempts - 1,
-      // Jittered backoff, so that writers that keep colliding spread out.
-      // capped at 50 ms between attempts (union takes the shorter delay).
-      schedule: Schedule.jittered(Schedule.union(Schedule.exponential("1 millis", 1.5), Schedule.spaced("50 millis")))
-    }),
-    Effect.catchIf(
-      (error): error is Conflict => error instanceof Conflict,
-      () => Effect.fail(new StoreError({ operation: "too many concurrent changes of one client" }))
+const retryOnConflict = <A, E, R>(self: Effect.Effect<A, E | Conflict, R>): Effect.Effect<A, E | StoreError, R> => {
+  // A plain loop rather than Effect.retry: the common case (no conflict)
+  // costs one catchIf and nothing else on every request.
+  const attempt = (n: number): Effect.Effect<A, E | StoreError, R> =>
+    Effect.catchIf(self, isConflict, () =>
+      n >= maxAttempts
+        ? Effect.fail(new StoreError({ operation: "too many concurrent changes of one client" }))
+        : // Jittered exponential backoff capped at 50 ms, so that writers
+          // that keep colliding spread out.
+          Effect.zipRight(Effect.sleep(Math.min(50, 1.5 ** n) * (0.5 + Math.random())), attempt(n + 1))
     )
-  )
+  return attempt(1)
+}
+
+const isConflict = (error: unknown): error is Conflict => error instanceof Conflict
 
 /**
  * The request-level checks of D7 (R7592-2.2-c/e/f), before any metadata rule.
@@ -257,10 +256,10 @@ export const update = (
     const { client, token } = yield* authorize(credential, clientId, "update")
     yield* checkUpdateBody(body, client, credentials)
     // D22: the policy the client was registered under still applies.
-    const metadata = yield* Effect.withSpan(
-      (yield* MetadataValidator).validate(body, { operation: "update", current: client, policy: client.policy }),
+    const metadata = yield* traced(
+      server.tracing,
       "MetadataValidator.validate",
-      spanOptions
+      (yield* MetadataValidator).validate(body, { operation: "update", current: client, policy: client.policy })
     )
 
     // D14: a secret exactly when the method uses one; an expired one is replaced.
@@ -291,7 +290,7 @@ export const update = (
       registrationClientUri: server.clientUri(next.clientId)
     }
     return info
-  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.update", spanOptions))
+  }).pipe(retryOnConflict, (program) => tracedProgram("ClientConfiguration.update", program))
 
 /**
  * RFC 7592 §2.3: deprovisions the client. The client and every token it owns
@@ -306,17 +305,18 @@ export const remove = (
   clientId: string
 ): Effect.Effect<void, AccessError | StoreError, ConfigurationServices> =>
   Effect.gen(function* () {
+    const server = yield* ServerMetadata
     const { client } = yield* authorize(credential, clientId, "delete")
     // A compare-and-set on the version: if an update (perhaps rotating the
     // very token presented) or a delete won meanwhile, authenticate again.
-    const removed = yield* Effect.withSpan(
-      (yield* ClientStore).remove(client.clientId, client.version),
+    const removed = yield* traced(
+      server.tracing,
       "ClientStore.remove",
-      spanOptions
+      (yield* ClientStore).remove(client.clientId, client.version)
     )
     if (!removed) return yield* Effect.fail(new Conflict())
     yield* notify((yield* ClientEvents).deleted(client))
-  }).pipe(retryOnConflict, Effect.withSpan("ClientConfiguration.delete", spanOptions))
+  }).pipe(retryOnConflict, (program) => tracedProgram("ClientConfiguration.delete", program))
 
 export {
   /**

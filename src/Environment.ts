@@ -296,6 +296,8 @@ export const fromEnv = (env: Env): ServeOptions => {
     accessLog: boolean(env, "ACCESS_LOG"),
     shutdownTimeoutMillis: wholeNumber(env, "SHUTDOWN_TIMEOUT"),
     otlpEndpoint: otlp,
+    // Spans cost time on every request: only when they are exported.
+    tracing: otlp !== undefined,
     registrationRateLimit: rateLimitOf(env),
     operationTimeoutMillis: wholeNumber(env, "OPERATION_TIMEOUT") ?? 10_000,
     requirePublicHttpsUris: boolean(env, "REQUIRE_PUBLIC_HTTPS_URIS"),

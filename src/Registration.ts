@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { spanOptions } from "./internal/span.js"
+import { traced, tracedProgram } from "./internal/span.js"
 import { Clock, Effect } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
 import { secretAuthMethods } from "./ClientMetadata.js"
@@ -65,10 +65,10 @@ export const register = (
     const store = yield* ClientStore
     const events = yield* ClientEvents
 
-    const metadata = yield* Effect.withSpan(
-      validator.validate(body, { operation: "register", policy: grant.policy }),
+    const metadata = yield* traced(
+      server.tracing,
       "MetadataValidator.validate",
-      spanOptions
+      validator.validate(body, { operation: "register", policy: grant.policy })
     )
     const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
     const clientId = yield* credentials.clientId
@@ -87,11 +87,7 @@ export const register = (
     }
     const token = yield* tokens.issue(clientId)
     // D22: one use of an issued token is spent in the same step as the insert.
-    const outcome = yield* Effect.withSpan(
-      store.insert(client, token.tokenId, grant.use),
-      "ClientStore.insert",
-      spanOptions
-    )
+    const outcome = yield* traced(server.tracing, "ClientStore.insert", store.insert(client, token.tokenId, grant.use))
     if (outcome !== "inserted") {
       return yield* Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
     }
@@ -101,7 +97,7 @@ export const register = (
       registrationAccessToken: token.value,
       registrationClientUri: server.clientUri(clientId)
     }
-  }).pipe(Effect.withSpan("Registration.register", spanOptions))
+  }).pipe((program) => tracedProgram("Registration.register", program))
 
 /**
  * Runs a host hook after a committed change: a failure is logged, never

@@ -126,6 +126,12 @@ export interface Options {
    * roll back — and the answer is D20's 500. None by default.
    */
   readonly operationTimeoutMillis?: number | undefined
+  /**
+   * Run every program and step in an `Effect.withSpan` (for a tracer such as
+   * `Telemetry.layerOtlp` or the host's own). Default true; the standalone
+   * server turns it on only when it exports spans.
+   */
+  readonly tracing?: boolean | undefined
 }
 
 /**
@@ -164,6 +170,7 @@ export interface ServerConfig {
   readonly requirePublicHttpsUris: boolean
   readonly registrationRateLimit: { readonly requests: number; readonly perSeconds: number } | undefined
   readonly operationTimeoutMillis: number | undefined
+  readonly tracing: boolean
   /** Allowed CORS origins; undefined when CORS is off. */
   readonly corsOrigins: ReadonlySet<string> | "*" | undefined
   /** The fully qualified configuration endpoint URL of a client (R7592-3-b, D17). */
@@ -321,6 +328,7 @@ export const make = (options: Options): ServerConfig => {
     requirePublicHttpsUris: options.requirePublicHttpsUris ?? false,
     registrationRateLimit: options.registrationRateLimit,
     operationTimeoutMillis: options.operationTimeoutMillis,
+    tracing: options.tracing ?? true,
     corsOrigins:
       options.corsOrigins === undefined || options.corsOrigins === "*"
         ? options.corsOrigins

@@ -13,7 +13,6 @@
  *
  * @since 0.1.0
  */
-import { spanOptions } from "./internal/span.js"
 import { Migrator, SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option, Redacted, Schedule } from "effect"
@@ -214,8 +213,7 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
           (error): error is Abort<B> => error instanceof Abort,
           (abort) => Effect.succeed(abort.outcome)
         ),
-        Effect.mapError((cause) => new StoreError({ operation, cause })),
-        Effect.withSpan(`SqlClientStore.${operation}`, spanOptions)
+        Effect.mapError((cause) => new StoreError({ operation, cause }))
       )
 
     const decodeDefect = <A>(decode: () => A) =>
