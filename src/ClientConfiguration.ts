@@ -141,6 +141,12 @@ const commit = (previous: RegisteredClient, next: RegisteredClient, rotation?: T
 
 /** Replaces an expired secret; undefined when the secret is still good. */
 const renewExpiredSecret = (client: RegisteredClient) =>
+  // Most secrets never expire: no clock read, no generator for them.
+  client.clientSecret === undefined || client.clientSecretExpiresAt === 0
+    ? Effect.succeed(undefined)
+    : renewIfExpired(client)
+
+const renewIfExpired = (client: RegisteredClient) =>
   Effect.gen(function* () {
     if (!secretExpired(client, yield* nowSeconds)) return undefined
     const next = yield* withNewSecret(client)

@@ -81,6 +81,13 @@ const informationResponse = (status: number, info: ClientInformation): ProtocolR
   body: JSON.stringify(toJson(info))
 })
 
+// Failures with nothing request-specific in them are built once: building an
+// error captures a stack trace, which costs more than the rest of a 404.
+const notFound = new NotFound()
+const missingToken = new MissingToken()
+const getOnly = new MethodNotAllowed({ allow: ["GET"] })
+const postOnly = new MethodNotAllowed({ allow: ["POST"] })
+
 /** RFC 8414 §3: the metadata document lives below this path (plus the issuer's path, if any). */
 const wellKnown = "/.well-known/oauth-authorization-server"
 
@@ -255,7 +262,7 @@ const bearerToken = (
   const credential = parseAuthorization(request.authorization)
   switch (credential._tag) {
     case "Missing":
-      return Effect.fail(new MissingToken())
+      return Effect.fail(missingToken)
     case "Malformed":
       return Effect.fail(new InvalidRequest({ description: credential.reason, challenge: true }))
     case "Token":
@@ -274,11 +281,11 @@ const route = (
   const base = server.registrationPath
 
   if (path === healthPath) {
-    return request.method === "GET" ? health : Effect.fail(new MethodNotAllowed({ allow: ["GET"] }))
+    return request.method === "GET" ? health : Effect.fail(getOnly)
   }
   if (path === base) {
     if (isPreflight(request, server)) return Effect.succeed(preflight(["POST"]))
-    if (request.method !== "POST") return Effect.fail(new MethodNotAllowed({ allow: ["POST"] }))
+    if (request.method !== "POST") return Effect.fail(postOnly)
     return Effect.gen(function* () {
       if (server.registrationRateLimit !== undefined) {
         const retryAfter = takeRegistration(server, request.remoteAddress ?? "unknown", yield* Clock.currentTimeMillis)
@@ -293,18 +300,16 @@ const route = (
     })
   }
   if (path === wellKnown || (server.issuerPath !== "" && path === wellKnown + server.issuerPath)) {
-    return request.method === "GET"
-      ? Effect.succeed(discoveryResponse(server))
-      : Effect.fail(new MethodNotAllowed({ allow: ["GET"] }))
+    return request.method === "GET" ? Effect.succeed(discoveryResponse(server)) : Effect.fail(getOnly)
   }
-  if (!path.startsWith(base + "/")) return Effect.fail(new NotFound())
+  if (!path.startsWith(base + "/")) return Effect.fail(notFound)
   const segment = path.slice(base.length + 1)
-  if (segment === "" || segment.includes("/")) return Effect.fail(new NotFound())
+  if (segment === "" || segment.includes("/")) return Effect.fail(notFound)
   let clientId: string
   try {
     clientId = decodeURIComponent(segment)
   } catch {
-    return Effect.fail(new NotFound())
+    return Effect.fail(notFound)
   }
 
   const methods = configurationMethods(server)
@@ -344,17 +349,15 @@ export const handle = (request: ProtocolRequest): Effect.Effect<ProtocolResponse
             duration: timeout,
             onTimeout: () => new StoreError({ operation: `a request that took longer than ${timeout} ms` })
           })
-    const answered = bounded.pipe(
-      Effect.catchAll((error) => {
-        if (error._tag === "StoreError") {
-          return Effect.as(Effect.logError("client store failure", Cause.fail(error)), serverError)
-        }
-        return Effect.succeed(toResponse(error, server))
-      }),
-      Effect.catchAllCause((cause) =>
-        Effect.as(Effect.logError("unexpected failure while handling a request", cause), serverError)
-      )
-    )
+    // One handler for failures and defects alike.
+    const answered = Effect.catchAllCause(bounded, (cause) => {
+      const failure = Cause.failureOption(cause)
+      if (failure._tag === "Some" && failure.value._tag !== "StoreError") {
+        return Effect.succeed(toResponse(failure.value, server))
+      }
+      const what = failure._tag === "Some" ? "client store failure" : "unexpected failure while handling a request"
+      return Effect.as(Effect.logError(what, cause), serverError)
+    })
     // CORS costs nothing unless origins are configured and the request has one.
     const origin = request.origin
     return origin !== undefined && server.corsOrigins !== undefined && corsAllows(server.corsOrigins, origin)
