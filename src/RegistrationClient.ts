@@ -40,6 +40,10 @@ import {
   MethodNotAllowed,
   MissingToken,
   PayloadTooLarge,
+  type ClientNotFound,
+  type NotFound,
+  type ProtocolError,
+  type TooManyRequests,
   UnapprovedSoftwareStatement
 } from "./ProtocolError.js"
 
@@ -178,17 +182,9 @@ export class RegistrationClientError extends Schema.TaggedError<RegistrationClie
  * @category errors
  */
 export type ClientError =
-  | MissingToken
-  | InvalidToken
-  | InvalidRequest
-  | InsufficientScope
-  | InvalidClientMetadata
-  | InvalidRedirectUri
-  | InvalidSoftwareStatement
-  | UnapprovedSoftwareStatement
-  | MethodNotAllowed
-  | PayloadTooLarge
-  | RegistrationClientError
+  // The server's own errors, but those a client cannot tell apart on the wire
+  // (ClientNotFound looks like InvalidToken) or that no RFC names.
+  Exclude<ProtocolError, ClientNotFound | NotFound | TooManyRequests> | RegistrationClientError
 
 /**
  * The RFC 7591 §3.2.2 errors, which only calls that send metadata can meet.
