@@ -74,17 +74,21 @@ export const authorize = (
   AccessError | StoreError,
   TokenAuthenticator | ClientLookup | PermissionPolicy | ServerMetadata
 > =>
-  Effect.gen(function* () {
-    const server = yield* ServerMetadata
-    const token = yield* traced(
-      server.tracing,
-      "TokenAuthenticator.authenticate",
-      (yield* TokenAuthenticator).authenticate(credential)
-    )
-    const client = yield* traced(server.tracing, "ClientLookup.lookup", (yield* ClientLookup).lookup(token, clientId))
-    yield* traced(server.tracing, "PermissionPolicy.check", (yield* PermissionPolicy).check(client, operation))
-    return { token, client }
-  })
+  // Interruptible even inside an uninterruptible request (see Protocol's
+  // operation timeout): nothing is written here.
+  Effect.interruptible(
+    Effect.gen(function* () {
+      const server = yield* ServerMetadata
+      const token = yield* traced(
+        server.tracing,
+        "TokenAuthenticator.authenticate",
+        (yield* TokenAuthenticator).authenticate(credential)
+      )
+      const client = yield* traced(server.tracing, "ClientLookup.lookup", (yield* ClientLookup).lookup(token, clientId))
+      yield* traced(server.tracing, "PermissionPolicy.check", (yield* PermissionPolicy).check(client, operation))
+      return { token, client }
+    })
+  )
 
 /**
  * RFC 7592 §2.1: the client's current information. The registration access
@@ -133,6 +137,9 @@ const commit = (previous: RegisteredClient, next: RegisteredClient, rotation?: T
     const outcome = yield* traced(
       server.tracing,
       "ClientStore.update",
+      // Called uninterruptibly: the store decides which part of a write may be
+      // interrupted (before its commit point, rolling back); once it has
+      // committed, the request runs to its answer (see Protocol's deadline).
       (yield* ClientStore).update(next, previous.version, rotation)
     )
     if (outcome !== "updated") return yield* Effect.fail(new Conflict())
@@ -179,6 +186,21 @@ export const rotateSecret = (
     return next
   }).pipe(retryOnConflict, (program) => tracedProgram("ClientConfiguration.rotateSecret", program))
 
+/**
+ * Before a write: the token must still be live now that the client's version
+ * has been read. A rotation that committed between authentication and the
+ * read would otherwise pass the version check with a token it revoked; one
+ * that commits after this check changes the version, which the write's
+ * compare-and-set catches. Either way the attempt runs again and fails
+ * authentication.
+ */
+const stillLive = (token: RegistrationToken, clientId: string) =>
+  Effect.flatMap(ClientStore, (store) =>
+    Effect.flatMap(Effect.interruptible(store.findTokenOwner(token.tokenId)), (owner) =>
+      Option.isSome(owner) && owner.value === clientId ? Effect.void : Effect.fail(new Conflict())
+    )
+  )
+
 /** An update lost a compare-and-set race; the whole update runs again. */
 class Conflict {
   readonly _tag = "Conflict"
@@ -200,7 +222,10 @@ const retryOnConflict = <A, E, R>(self: Effect.Effect<A, E | Conflict, R>): Effe
         ? Effect.fail(new StoreError({ operation: "too many concurrent changes of one client" }))
         : // Jittered exponential backoff capped at 50 ms, so that writers
           // that keep colliding spread out.
-          Effect.zipRight(Effect.sleep(Math.min(50, 1.5 ** n) * (0.5 + Math.random())), attempt(n + 1))
+          Effect.zipRight(
+            Effect.interruptible(Effect.sleep(Math.min(50, 1.5 ** n) * (0.5 + Math.random()))),
+            attempt(n + 1)
+          )
     )
   return attempt(1)
 }
@@ -260,12 +285,15 @@ export const update = (
     const server = yield* ServerMetadata
     const credentials = yield* Credentials
     const { client, token } = yield* authorize(credential, clientId, "update")
+    yield* stillLive(token, clientId)
     yield* checkUpdateBody(body, client, credentials)
     // D22: the policy the client was registered under still applies.
     const metadata = yield* traced(
       server.tracing,
       "MetadataValidator.validate",
-      (yield* MetadataValidator).validate(body, { operation: "update", current: client, policy: client.policy })
+      Effect.interruptible(
+        (yield* MetadataValidator).validate(body, { operation: "update", current: client, policy: client.policy })
+      )
     )
 
     // D14: a secret exactly when the method uses one; an expired one is replaced.
@@ -312,7 +340,8 @@ export const remove = (
 ): Effect.Effect<void, AccessError | StoreError, ConfigurationServices> =>
   Effect.gen(function* () {
     const server = yield* ServerMetadata
-    const { client } = yield* authorize(credential, clientId, "delete")
+    const { client, token } = yield* authorize(credential, clientId, "delete")
+    yield* stillLive(token, clientId)
     // A compare-and-set on the version: if an update (perhaps rotating the
     // very token presented) or a delete won meanwhile, authenticate again.
     const removed = yield* traced(

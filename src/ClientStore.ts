@@ -6,6 +6,13 @@
  * opaque tokens the SHA-256 of the token, never the token itself, D15). Every
  * mutation is atomic: a client and its tokens change together or not at all.
  *
+ * Interruption: the programs call the mutations (`insert`, `update`,
+ * `remove`) from an uninterruptible region, so that a write that has
+ * committed is always answered as the success it is, even past an operation
+ * timeout. An implementation marks interruptible (`Effect.interruptible`) the
+ * part of a write before its commit point — interrupting it there must leave
+ * nothing written — so that a stalled store can still be cut off.
+ *
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Option } from "effect"

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Clock, Effect, Redacted } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Option, Redacted } from "effect"
 import * as ClientConfiguration from "./ClientConfiguration.js"
 import { type ClientInformation, toJson } from "./ClientInformation.js"
 import {
@@ -294,7 +294,9 @@ const route = (
       const initialTokens = yield* InitialAccessTokens
       // D22: a missing initial access token is D5, a malformed one D6, a bad one 401.
       const grant =
-        initialTokens.mode === "open" ? undefined : yield* initialTokens.authorize(yield* bearerToken(request, query))
+        initialTokens.mode === "open"
+          ? undefined
+          : yield* Effect.interruptible(initialTokens.authorize(yield* bearerToken(request, query)))
       const body = yield* readBody(request, server)
       return informationResponse(201, yield* Registration.register(body, grant))
     })
@@ -331,6 +333,33 @@ const route = (
 }
 
 /**
+ * The operation timeout. The request runs uninterruptible except where the
+ * programs mark it interruptible (reads, validation, the store write itself,
+ * which rolls back when interrupted). Past the deadline it is interrupted and
+ * its outcome awaited: a write that completed anyway is answered with its
+ * success — never a 500 for a change that happened (D20) — and anything else
+ * with the timeout failure.
+ */
+const withDeadline = <E, R>(
+  routed: Effect.Effect<ProtocolResponse, E, R>,
+  timeout: number
+): Effect.Effect<ProtocolResponse, E | StoreError, R> =>
+  Effect.gen(function* () {
+    // The outcome goes into a Deferred as soon as the work has one: an
+    // interrupted fiber's own exit is always "interrupted", even when its
+    // uninterruptible part completed the write.
+    const outcome = yield* Deferred.make<ProtocolResponse, E>()
+    const fiber = yield* Effect.fork(Effect.uninterruptible(Effect.intoDeferred(routed, outcome)))
+    const settled = yield* Effect.timeoutOption(Deferred.await(outcome), timeout)
+    if (Option.isSome(settled)) return settled.value
+    yield* Fiber.interrupt(fiber)
+    const done = yield* Deferred.poll(outcome)
+    const exit = Option.isSome(done) ? yield* Effect.exit(done.value) : undefined
+    if (exit !== undefined && Exit.isSuccess(exit)) return exit.value
+    return yield* Effect.fail(new StoreError({ operation: `a request that took longer than ${timeout} ms` }))
+  })
+
+/**
  * Handles one request. Never fails: protocol failures become their RFC
  * responses; a store failure or a defect becomes D20's 500, logged with its
  * cause and nothing of it sent.
@@ -342,13 +371,7 @@ export const handle = (request: ProtocolRequest): Effect.Effect<ProtocolResponse
   Effect.flatMap(ServerMetadata, (server) => {
     const timeout = server.operationTimeoutMillis
     const routed = route(request, server)
-    const bounded =
-      timeout === undefined
-        ? routed
-        : Effect.timeoutFail(routed, {
-            duration: timeout,
-            onTimeout: () => new StoreError({ operation: `a request that took longer than ${timeout} ms` })
-          })
+    const bounded = timeout === undefined ? routed : withDeadline(routed, timeout)
     // One handler for failures and defects alike.
     const answered = Effect.catchAllCause(bounded, (cause) => {
       const failure = Cause.failureOption(cause)

@@ -68,7 +68,7 @@ export const register = (
     const metadata = yield* traced(
       server.tracing,
       "MetadataValidator.validate",
-      validator.validate(body, { operation: "register", policy: grant.policy })
+      Effect.interruptible(validator.validate(body, { operation: "register", policy: grant.policy }))
     )
     const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
     const clientId = yield* credentials.clientId
@@ -87,7 +87,12 @@ export const register = (
     }
     const token = yield* tokens.issue(clientId)
     // D22: one use of an issued token is spent in the same step as the insert.
-    const outcome = yield* traced(server.tracing, "ClientStore.insert", store.insert(client, token.tokenId, grant.use))
+    const outcome = yield* traced(
+      server.tracing,
+      "ClientStore.insert",
+      // Called uninterruptibly: see ClientStore on interruption and commits.
+      store.insert(client, token.tokenId, grant.use)
+    )
     if (outcome !== "inserted") {
       return yield* Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
     }

@@ -208,7 +208,10 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
       operation: string,
       body: Effect.Effect<A, SqlError | Abort<B>>
     ): Effect.Effect<A | B, StoreError> =>
-      sql.withTransaction(body).pipe(
+      // The body may be interrupted (the transaction rolls back); the commit
+      // may not, and once it is done the caller's region is uninterruptible
+      // again, so the write is answered as it happened (ClientStore's contract).
+      sql.withTransaction(Effect.interruptible(body)).pipe(
         Effect.catchIf(
           (error): error is Abort<B> => error instanceof Abort,
           (abort) => Effect.succeed(abort.outcome)

@@ -737,7 +737,8 @@ const stallingMemory = (stall: { insert: boolean; findById: boolean }): Layer.La
     return {
       ...memory,
       insert: (client, tokenId, initialToken) =>
-        stall.insert ? Effect.never : memory.insert(client, tokenId, initialToken),
+        // Stalls are interruptible, as ClientStore's contract asks before a commit point.
+        stall.insert ? Effect.interruptible(Effect.never) : memory.insert(client, tokenId, initialToken),
       findById: (clientId) =>
         stall.findById
           ? Effect.zipRight(Effect.sleep("10 seconds"), memory.findById(clientId))
@@ -762,7 +763,9 @@ const stallingSqlite = (filename: string, stall: { update: boolean }): Layer.Lay
         update: (client, expectedVersion, rotation) =>
           stall.update
             ? sql
-                .withTransaction(Effect.zipRight(real.update(client, expectedVersion, rotation), Effect.never))
+                .withTransaction(
+                  Effect.interruptible(Effect.zipRight(real.update(client, expectedVersion, rotation), Effect.never))
+                )
                 .pipe(
                   Effect.mapError((cause) =>
                     cause._tag === "StoreError" ? cause : new StoreError({ operation: "update", cause })
