@@ -33,7 +33,7 @@ import { parseAuthorization } from "./internal/bearer.js"
 import { type JsonObject, parseJsonObject } from "./internal/json.js"
 
 /**
- * A request as any transport can describe it.
+ * A request as every transport can describe it.
  *
  * @since 0.1.0
  * @category models

@@ -20,10 +20,11 @@ import {
   register,
   registrationEndpoint,
   serversDisposedAfterEach,
-  type TestResponse,
   type TestServer,
   updateBodyFrom,
-  webClient
+  webClient,
+  expectInvalidToken,
+  type Reply
 } from "./support/http.js"
 import { parseObject } from "./support/json.js"
 
@@ -32,26 +33,6 @@ const serve = serversDisposedAfterEach()
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-interface Reply {
-  readonly status: number
-  readonly challenge: string | null | undefined
-  readonly json: Record<string, unknown> | undefined
-}
-
-const fromHttp = (response: TestResponse): Reply => ({
-  status: response.status,
-  challenge: response.headers.get("www-authenticate"),
-  json: response.json
-})
-
-/** R6750-3.1-c: 401 invalid_token with a Bearer challenge. */
-const expectInvalidToken = (reply: Reply | TestResponse): void => {
-  const r = "challenge" in reply ? reply : fromHttp(reply)
-  expect(r.status).toBe(401)
-  expect(r.json?.error).toBe("invalid_token")
-  expect(r.challenge ?? "").toMatch(/^Bearer .*error="invalid_token"/)
-}
 
 const stringOf = (value: unknown): string => {
   if (typeof value !== "string") throw new Error(`expected a string, got ${JSON.stringify(value)}`)

@@ -15,10 +15,12 @@ import type { RegistrationPolicy } from "../src/RegistrationPolicy.js"
 import {
   publicUrl,
   serversDisposedAfterEach,
-  type TestResponse,
   type TestServer,
   updateBodyFrom,
-  webClient
+  webClient,
+  expectInvalidToken,
+  fromHttp,
+  type Reply
 } from "./support/http.js"
 import { parseObject } from "./support/json.js"
 
@@ -28,31 +30,11 @@ const serve = serversDisposedAfterEach()
 // Helpers
 // ---------------------------------------------------------------------------
 
-/** What the assertions need of a response, from HTTP or from `Protocol.handle`. */
-interface Reply {
-  readonly status: number
-  readonly challenge: string | null | undefined
-  readonly json: Record<string, unknown> | undefined
-}
-
-const fromHttp = (response: TestResponse): Reply => ({
-  status: response.status,
-  challenge: response.headers.get("www-authenticate"),
-  json: response.json
-})
-
 /** D5 / R6750-3.1-e: 401 with a bare `Bearer realm` challenge and no error code anywhere. */
 const expectBareChallenge = (reply: Reply): void => {
   expect(reply.status).toBe(401)
   expect(reply.challenge).toBe(`Bearer realm="${publicUrl}"`)
   expect(reply.json?.error).toBeUndefined()
-}
-
-/** R7591-3.2.2-a / R6750-3.1-c: 401 invalid_token with a Bearer challenge. */
-const expectInvalidToken = (reply: Reply): void => {
-  expect(reply.status).toBe(401)
-  expect(reply.json?.error).toBe("invalid_token")
-  expect(reply.challenge ?? "").toMatch(/^Bearer .*error="invalid_token"/)
 }
 
 /** D6 / R6750-3.1-b: 400 invalid_request with a Bearer challenge. */

@@ -3,7 +3,7 @@
  * `Response`s out, through `PlatformHttp.router` mounted like a host would.
  */
 import { HttpApp, HttpRouter } from "@effect/platform"
-import { afterEach } from "vitest"
+import { afterEach, expect } from "vitest"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import * as Credentials from "../../src/Credentials.js"
 import * as Dcr from "../../src/Dcr.js"
@@ -142,4 +142,25 @@ export const updateBodyFrom = (info: Record<string, unknown>, changes: Record<st
     ...rest
   } = info
   return { ...rest, ...changes }
+}
+
+/** What the assertions need of a response, from HTTP or from `Protocol.handle`. */
+export interface Reply {
+  readonly status: number
+  readonly challenge: string | null | undefined
+  readonly json: Record<string, unknown> | undefined
+}
+
+export const fromHttp = (response: TestResponse): Reply => ({
+  status: response.status,
+  challenge: response.headers.get("www-authenticate"),
+  json: response.json
+})
+
+/** R7591-3.2.2-a / R6750-3.1-c: 401 invalid_token with a Bearer challenge. */
+export const expectInvalidToken = (reply: Reply | TestResponse): void => {
+  const r = "challenge" in reply ? reply : fromHttp(reply)
+  expect(r.status).toBe(401)
+  expect(r.json?.error).toBe("invalid_token")
+  expect(r.challenge ?? "").toMatch(/^Bearer .*error="invalid_token"/)
 }
