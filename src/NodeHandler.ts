@@ -20,6 +20,25 @@ export type Listener = (request: IncomingMessage, response: ServerResponse) => v
 const header = (value: string | ReadonlyArray<string> | undefined): string | undefined =>
   typeof value === "string" ? value : value?.[0]
 
+/**
+ * Every `Authorization` value. Node folds repeated `Authorization` headers
+ * into the first in `headers`; D6 must see them all, so the raw headers are
+ * scanned — only when there is one at all, which is cheaper than building
+ * `headersDistinct` on every request.
+ */
+const authorizationOf = (req: IncomingMessage): ReadonlyArray<string> => {
+  const first = req.headers.authorization
+  if (first === undefined) return []
+  const raw = req.rawHeaders
+  const values: Array<string> = []
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]
+    if (name !== undefined && name.length === 13 && name.toLowerCase() === "authorization")
+      values.push(raw[i + 1] ?? "")
+  }
+  return values.length === 0 ? [first] : values
+}
+
 const send = (res: ServerResponse, response: ProtocolResponse): void => {
   // With a Content-Length, Node writes status line, headers and body in one
   // go instead of chunked framing (profiling showed writev at 15 % of a read).
@@ -56,7 +75,8 @@ export const makeWith = (options: { readonly accessLog: boolean }): Effect.Effec
     const runtime = yield* Effect.runtime<Services>()
     const server = yield* ServerMetadata
     const limit = server.maxBodyBytes
-    const run = Runtime.runPromise(runtime)
+    // runCallback: no promise per request, the answer is written from the exit.
+    const run = Runtime.runCallback(runtime)
     const respond = options.accessLog ? handleLogged : handle
 
     const dispatch = (req: IncomingMessage, res: ServerResponse, body: Uint8Array | undefined, tooLarge: boolean) => {
@@ -65,7 +85,7 @@ export const makeWith = (options: { readonly accessLog: boolean }): Effect.Effec
         url: req.url ?? "/",
         // Node keeps only the first of repeated Authorization headers in
         // `headers`; D6 needs to see them all.
-        authorization: req.headersDistinct.authorization ?? [],
+        authorization: authorizationOf(req),
         contentType: req.headers["content-type"],
         body,
         bodyTooLarge: tooLarge,
@@ -74,15 +94,16 @@ export const makeWith = (options: { readonly accessLog: boolean }): Effect.Effec
         remoteAddress: req.socket.remoteAddress,
         accessControlRequestMethod: header(req.headers["access-control-request-method"])
       }
-      run(respond(request)).then(
-        (response) => {
+      run(respond(request), {
+        onExit: (exit) => {
+          if (exit._tag === "Failure") {
+            res.writeHead(500).end()
+            return
+          }
           if (tooLarge) res.setHeader("connection", "close")
-          send(res, response)
-        },
-        () => {
-          res.writeHead(500).end()
+          send(res, exit.value)
         }
-      )
+      })
     }
 
     return (req, res) => {
@@ -91,6 +112,12 @@ export const makeWith = (options: { readonly accessLog: boolean }): Effect.Effec
         // D18: refused without reading a byte of it.
         dispatch(req, res, undefined, true)
         res.once("finish", () => req.destroy())
+        return
+      }
+      // No body announced (a GET, a DELETE): answer without waiting for "end".
+      if (declared === undefined && req.headers["transfer-encoding"] === undefined) {
+        req.resume()
+        dispatch(req, res, undefined, false)
         return
       }
       const chunks: Array<Buffer> = []
