@@ -19,7 +19,6 @@
 import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
@@ -33,6 +32,7 @@ import {
   spawnNode,
   tasksetAvailable
 } from "./lib/children.js"
+import { freePort } from "../test/support/process.js"
 import { JobFailed, JobResult, JobStarted, LoadgenReady, TargetReady, Usage } from "./lib/messages.js"
 import type { Credential, Workload } from "./lib/workload.js"
 
@@ -193,19 +193,6 @@ const ceilingRuns =
 const rowCount = ceilingRuns + plan.reduce((count, group) => count + group.workloads.length, 0)
 
 // --- measuring -----------------------------------------------------------------
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => {
-        if (address === null || typeof address === "string") reject(new Error("no port"))
-        else resolve(address.port)
-      })
-    })
-  })
 
 const isTargetReady = Schema.is(TargetReady)
 const isUsage = Schema.is(Usage)

@@ -107,6 +107,22 @@ export const webUrlMembers: ReadonlySet<string> = new Set([
 ])
 
 /**
+ * The members the server issues in a client information response, as
+ * opposed to registered metadata.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const serverIssuedMembers: ReadonlySet<string> = new Set([
+  "client_id",
+  "client_secret",
+  "client_id_issued_at",
+  "client_secret_expires_at",
+  "registration_access_token",
+  "registration_client_uri"
+])
+
+/**
  * The server-managed members a client may never set (R7592-2.2-c, D7).
  *
  * @since 0.1.0

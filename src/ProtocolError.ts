@@ -255,15 +255,24 @@ export interface ProtocolResponse {
  * @since 0.1.0
  * @category models
  */
-export type ErrorCode =
-  | "invalid_request"
-  | "invalid_token"
-  | "insufficient_scope"
-  | "invalid_client_metadata"
-  | "invalid_redirect_uri"
-  | "invalid_software_statement"
-  | "unapproved_software_statement"
-  | "server_error"
+export type ErrorCode = (typeof errorCodes)[number]
+
+/**
+ * Every `error` code a response of these endpoints may carry.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const errorCodes = [
+  "invalid_request",
+  "invalid_token",
+  "insufficient_scope",
+  "invalid_client_metadata",
+  "invalid_redirect_uri",
+  "invalid_software_statement",
+  "unapproved_software_statement",
+  "server_error"
+] as const
 
 /**
  * The JSON error body (R7591-3.2.2-c).
@@ -272,16 +281,7 @@ export type ErrorCode =
  * @category schemas
  */
 export const ErrorBody = Schema.Struct({
-  error: Schema.Literal(
-    "invalid_request",
-    "invalid_token",
-    "insufficient_scope",
-    "invalid_client_metadata",
-    "invalid_redirect_uri",
-    "invalid_software_statement",
-    "unapproved_software_statement",
-    "server_error"
-  ),
+  error: Schema.Literal(...errorCodes),
   error_description: Schema.optional(Schema.String)
 })
 

@@ -29,7 +29,7 @@ import { spanOptions } from "./internal/span.js"
 import { HttpClient, type HttpClientError, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { Context, Effect, Layer, ParseResult, Redacted, Schema } from "effect"
 import { ClientInformationResponse } from "./ClientInformation.js"
-import { type ClientMetadata, secretAuthMethods, type StandardMembers } from "./ClientMetadata.js"
+import { type ClientMetadata, secretAuthMethods, serverIssuedMembers, type StandardMembers } from "./ClientMetadata.js"
 import {
   InsufficientScope,
   InvalidClientMetadata,
@@ -251,16 +251,6 @@ export class RegistrationClient extends Context.Tag("effect-dcr/RegistrationClie
 // decoding
 
 type Operation = RegistrationClientError["operation"]
-
-/** The server-issued members, which are never metadata and never sent in an update body. */
-const serverIssuedMembers: ReadonlySet<string> = new Set([
-  "client_id",
-  "client_secret",
-  "client_id_issued_at",
-  "client_secret_expires_at",
-  "registration_access_token",
-  "registration_client_uri"
-])
 
 /**
  * The client information response with the secrets decoded straight into

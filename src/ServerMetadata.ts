@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Context, Layer, Schema } from "effect"
-import { StandardMembers } from "./ClientMetadata.js"
+import { serverIssuedMembers, StandardMembers } from "./ClientMetadata.js"
 
 /**
  * The RFC 8414 members that drive client metadata validation.
@@ -208,12 +208,7 @@ export const normalizeResponseType = (value: string): string => {
 // the server sets in a client information response.
 const reservedMembers: ReadonlySet<string> = new Set([
   ...Object.keys(StandardMembers.fields),
-  "client_id",
-  "client_secret",
-  "client_id_issued_at",
-  "client_secret_expires_at",
-  "registration_access_token",
-  "registration_client_uri",
+  ...serverIssuedMembers,
   "software_statement"
 ])
 

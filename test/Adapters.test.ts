@@ -36,7 +36,7 @@ import * as NodeHandler from "../src/NodeHandler.js"
 import * as PermissionPolicy from "../src/PermissionPolicy.js"
 import * as PlatformHttp from "../src/PlatformHttp.js"
 import type { Services } from "../src/Protocol.js"
-import type { TestOptions } from "./support/http.js"
+import { type TestOptions, updateBodyFrom } from "./support/http.js"
 import { parseObject } from "./support/json.js"
 import { freePort, start, type Started } from "./support/process.js"
 
@@ -312,18 +312,6 @@ const registerVia = async (send: Send, metadata: unknown = webClient): Promise<R
   }
 }
 
-/** The PUT body RFC 7592 §2.2 asks for, from a client information response. */
-const updateBody = (info: Record<string, unknown>, changes: Record<string, unknown> = {}) => {
-  const {
-    registration_access_token: _rat,
-    registration_client_uri: _uri,
-    client_secret_expires_at: _exp,
-    client_id_issued_at: _iat,
-    ...rest
-  } = info
-  return { ...rest, ...changes }
-}
-
 /** What a case's setup left for its request. */
 interface Ctx {
   readonly client?: Registered
@@ -347,7 +335,7 @@ const twoClients = async (send: Send): Promise<Ctx> => ({
 const updatedClient = async (send: Send): Promise<Ctx> => {
   const client = await registerVia(send)
   const updated = await send(
-    json("PUT", clientPath(client.id), updateBody(client.info, { client_name: "Renamed" }), [bearer(client.token)])
+    json("PUT", clientPath(client.id), updateBodyFrom(client.info, { client_name: "Renamed" }), [bearer(client.token)])
   )
   if (updated.status !== 200) throw new Error(`update failed: ${updated.status} ${updated.text}`)
   const info = updated.json ?? {}
@@ -603,7 +591,7 @@ const cases: ReadonlyArray<Case> = [
       method: "PUT",
       path: clientPath(need(ctx.client).id),
       headers: [["Content-Type", "application/json"], bearer(need(ctx.client).token)],
-      body: JSON.stringify(updateBody(need(ctx.client).info, { client_name: "x".repeat(70 * 1024) })),
+      body: JSON.stringify(updateBodyFrom(need(ctx.client).info, { client_name: "x".repeat(70 * 1024) })),
       framing: "chunked"
     }),
     status: 413,
@@ -666,7 +654,7 @@ const cases: ReadonlyArray<Case> = [
     name: "R7592-2.2 D15 update: 200, the RAT rotated",
     setup: oneClient,
     request: (ctx) =>
-      json("PUT", clientPath(need(ctx.client).id), updateBody(need(ctx.client).info, { client_name: "Renamed" }), [
+      json("PUT", clientPath(need(ctx.client).id), updateBodyFrom(need(ctx.client).info, { client_name: "Renamed" }), [
         bearer(need(ctx.client).token)
       ]),
     status: 200,
@@ -691,9 +679,12 @@ const cases: ReadonlyArray<Case> = [
     name: "D7 update with a different client_id: 400 invalid_request",
     setup: oneClient,
     request: (ctx) =>
-      json("PUT", clientPath(need(ctx.client).id), updateBody(need(ctx.client).info, { client_id: "someone-else" }), [
-        bearer(need(ctx.client).token)
-      ]),
+      json(
+        "PUT",
+        clientPath(need(ctx.client).id),
+        updateBodyFrom(need(ctx.client).info, { client_id: "someone-else" }),
+        [bearer(need(ctx.client).token)]
+      ),
     status: 400,
     check: (o) => expectError(o, "invalid_request")
   },
@@ -704,7 +695,7 @@ const cases: ReadonlyArray<Case> = [
       method: "PUT",
       path: clientPath(need(ctx.client).id),
       headers: [["Content-Type", "application/x-json"], bearer(need(ctx.client).token)],
-      body: JSON.stringify(updateBody(need(ctx.client).info))
+      body: JSON.stringify(updateBodyFrom(need(ctx.client).info))
     }),
     status: 400,
     check: (o) => expectError(o, "invalid_request")

@@ -5,6 +5,7 @@
  * only when EFFECT_DCR_TEST_PG_URL names a database (CI always sets it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { updateBodyFrom } from "./support/http.js"
 import { parseObject } from "./support/json.js"
 import { pgUrl } from "./support/pg.js"
 import { freePort, start, type Started } from "./support/process.js"
@@ -62,18 +63,6 @@ const stringMember = (reply: Reply, member: string): string => {
   return value
 }
 
-/** RFC 7592 §2.2 update body from a client information response. */
-const updateBody = (info: Record<string, unknown>, changes: Record<string, unknown>) => {
-  const {
-    registration_access_token: _rat,
-    registration_client_uri: _uri,
-    client_secret_expires_at: _exp,
-    client_id_issued_at: _iat,
-    ...rest
-  } = info
-  return { ...rest, ...changes }
-}
-
 const client = {
   redirect_uris: ["https://client.example.org/callback"],
   client_name: "Shared Client",
@@ -128,7 +117,7 @@ const multiInstanceSuite = (databaseUrl: string) =>
       // Update on C (rotation on): the new RAT works everywhere, the old one nowhere (D15).
       const updated = await call("PUT", on(c, uri), {
         token,
-        json: updateBody(read.json ?? {}, { client_name: "Renamed on C", contacts: ["ops@example.org"] })
+        json: updateBodyFrom(read.json ?? {}, { client_name: "Renamed on C", contacts: ["ops@example.org"] })
       })
       expect(updated.status, updated.text).toBe(200)
       const rotated = stringMember(updated, "registration_access_token")
@@ -163,7 +152,7 @@ const multiInstanceSuite = (databaseUrl: string) =>
       const token = stringMember(registered, "registration_access_token")
       const uri = stringMember(registered, "registration_client_uri")
       const bodies = Array.from({ length: 20 }, (_, writer) =>
-        updateBody(registered.json ?? {}, {
+        updateBodyFrom(registered.json ?? {}, {
           client_name: `Writer ${writer}`,
           contacts: [`writer-${writer}@example.org`, `ops-${writer}@example.org`]
         })
@@ -189,14 +178,14 @@ const multiInstanceSuite = (databaseUrl: string) =>
         ].join("\n")
       ).toStrictEqual(bodies.map(() => 200))
       responses.forEach((response, writer) => {
-        expect(updateBody(response.json ?? {}, {})).toStrictEqual(bodies[writer])
+        expect(updateBodyFrom(response.json ?? {}, {})).toStrictEqual(bodies[writer])
         expect(response.json?.registration_access_token).toBe(token)
       })
 
       // Every instance sees the same final state: exactly one submitted body.
       const finals = await Promise.all([a, b, c].map((other) => call("GET", on(other, uri), { token })))
       for (const final of finals) expect(final.status, final.text).toBe(200)
-      const states = finals.map((final) => updateBody(final.json ?? {}, {}))
+      const states = finals.map((final) => updateBodyFrom(final.json ?? {}, {}))
       const winner = bodies.findIndex((candidate) => candidate.client_name === states[0]?.client_name)
       expect(winner).toBeGreaterThanOrEqual(0)
       for (const state of states) expect(state).toStrictEqual(bodies[winner])

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc, Option } from "effect"
+import { serverIssuedMembers } from "../src/ClientMetadata.js"
 import { ClientStore } from "../src/ClientStore.js"
 import { makeTestServer, register, type TestResponse, type TestServer, updateBodyFrom } from "./support/http.js"
 
@@ -23,14 +24,6 @@ const withServer = (use: (server: TestServer) => Promise<void>): Effect.Effect<v
   )
 
 /** The members the server issues itself, as opposed to registered metadata. */
-const serverMembers: ReadonlySet<string> = new Set([
-  "client_id",
-  "client_secret",
-  "client_id_issued_at",
-  "client_secret_expires_at",
-  "registration_access_token",
-  "registration_client_uri"
-])
 
 const forbiddenMembers: ReadonlyArray<string> = [
   "registration_access_token",
@@ -41,7 +34,7 @@ const forbiddenMembers: ReadonlyArray<string> = [
 
 const metadataOf = (body: Json | undefined): Json => {
   const out: Json = {}
-  for (const [key, value] of Object.entries(body ?? {})) if (!serverMembers.has(key)) out[key] = value
+  for (const [key, value] of Object.entries(body ?? {})) if (!serverIssuedMembers.has(key)) out[key] = value
   return out
 }
 

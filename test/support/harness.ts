@@ -13,11 +13,12 @@ import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Cause, Effect, Layer, Logger, ManagedRuntime, Option, Redacted } from "effect"
 import type { RegisteredClient } from "../../src/ClientInformation.js"
+import { serverIssuedMembers } from "../../src/ClientMetadata.js"
 import * as ClientStore from "../../src/ClientStore.js"
 import * as Credentials from "../../src/Credentials.js"
 import * as Dcr from "../../src/Dcr.js"
 import * as Protocol from "../../src/Protocol.js"
-import type { ProtocolResponse } from "../../src/ProtocolError.js"
+import { errorCodes, type ProtocolResponse } from "../../src/ProtocolError.js"
 import type * as ServerMetadata from "../../src/ServerMetadata.js"
 import * as SqlClientStore from "../../src/SqlClientStore.js"
 import { requestTag } from "./faults.js"
@@ -243,14 +244,7 @@ export const webClient = {
 } as const
 
 /** The members a server issues, as opposed to registered metadata. */
-export const serverMembers: ReadonlySet<string> = new Set([
-  "client_id",
-  "client_secret",
-  "client_id_issued_at",
-  "client_secret_expires_at",
-  "registration_access_token",
-  "registration_client_uri"
-])
+export const serverMembers = serverIssuedMembers
 
 /** The registered metadata members of a client information response. */
 export const metadataOf = (body: Record<string, unknown> | undefined): Record<string, unknown> => {
@@ -259,17 +253,7 @@ export const metadataOf = (body: Record<string, unknown> | undefined): Record<st
   return out
 }
 
-/** The RFC 7592 §2.2 update body from a client information response. */
-export const updateBodyFrom = (info: Record<string, unknown>, changes: Record<string, unknown> = {}) => {
-  const {
-    registration_access_token: _rat,
-    registration_client_uri: _uri,
-    client_secret_expires_at: _exp,
-    client_id_issued_at: _iat,
-    ...rest
-  } = info
-  return { ...rest, ...changes }
-}
+export { updateBodyFrom } from "./http.js"
 
 export const stringMember = (body: Record<string, unknown> | undefined, name: string): string => {
   const value = body?.[name]
@@ -281,16 +265,7 @@ export const stringMember = (body: Record<string, unknown> | undefined, name: st
 // The SPEC shape of every response
 
 /** The `error` codes a response may carry (R7591-3.2.2, R6750-3.1, D20). */
-export const allowedErrors: ReadonlySet<string> = new Set([
-  "invalid_request",
-  "invalid_token",
-  "insufficient_scope",
-  "invalid_client_metadata",
-  "invalid_redirect_uri",
-  "invalid_software_statement",
-  "unapproved_software_statement",
-  "server_error"
-])
+export const allowedErrors: ReadonlySet<string> = new Set(errorCodes)
 
 /** The statuses these endpoints answer with (429 only when a rate limit is configured). */
 export const allowedStatuses: ReadonlySet<number> = new Set([200, 201, 204, 400, 401, 403, 404, 405, 413, 500, 503])
