@@ -49,6 +49,7 @@ const { values: flags } = parseArgs({
     clients: { type: "string" },
     soak: { type: "string" },
     out: { type: "string" },
+    "cpu-prof": { type: "string" },
     help: { type: "boolean", default: false }
   }
 })
@@ -66,6 +67,8 @@ if (flags.help) {
   --clients N        clients seeded per target (default 1000, smoke 100)
   --soak S           length of the RSS soak run (default 60; full mode only)
   --out FILE         where to write the JSON results (default bench-results/<timestamp>.json)
+  --cpu-prof DIR     run every library target with node --cpu-prof, writing its profiles into DIR/<group>
+                     (the profiler costs CPU: ratios measured so are not comparable)
 `)
   process.exit(0)
 }
@@ -641,7 +644,11 @@ const main = async () => {
       ...(pgUrl === undefined ? {} : { BENCH_PG_URL: pgUrl })
     }
     const startedAt = Date.now()
-    const target = spawnNode(group.id, group.script, { core: pin ? 0 : undefined, env })
+    const profile =
+      flags["cpu-prof"] === undefined || group.kind === "ceiling" || group.kind === "platform-constant"
+        ? []
+        : ["--cpu-prof", "--cpu-prof-dir", join(flags["cpu-prof"], safe)]
+    const target = spawnNode(group.id, group.script, { core: pin ? 0 : undefined, env, nodeArgs: profile })
     children.push(target)
     await target.waitFor(isTargetReady, 600_000, "ready")
     process.stdout.write(
