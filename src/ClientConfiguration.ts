@@ -8,12 +8,12 @@
  * @since 0.1.0
  */
 import { traced, tracedProgram } from "./internal/span.js"
-import { Clock, Effect, Option, Redacted } from "effect"
+import { Clock, Context, Effect, Option, Redacted } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
 import { forbiddenUpdateMembers, secretAuthMethods } from "./ClientMetadata.js"
 import { ClientEvents } from "./ClientEvents.js"
 import { ClientLookup } from "./ClientLookup.js"
-import { ClientStore, type TokenRotation } from "./ClientStore.js"
+import { ClientStore, type ClientStoreService, type TokenRotation } from "./ClientStore.js"
 import { Credentials } from "./Credentials.js"
 import { MetadataValidator, type MetadataError } from "./MetadataValidator.js"
 import { type Operation, PermissionPolicy } from "./PermissionPolicy.js"
@@ -59,6 +59,42 @@ export type AccessError = InvalidToken | ClientNotFound | InsufficientScope
  */
 export type UpdateError = AccessError | InvalidRequest | MetadataError
 
+/** The services the configuration programs take from their context. */
+type Steps = Context.Context<TokenAuthenticator | ClientLookup | PermissionPolicy | ServerMetadata>
+
+/**
+ * Steps 1–3 over services already taken from the context: one context read
+ * per request instead of one per step (this runs on every request).
+ */
+const authorizeWith = (
+  context: Steps,
+  credential: Redacted.Redacted<string>,
+  clientId: string,
+  operation: Operation
+): Effect.Effect<
+  { readonly token: RegistrationToken; readonly client: RegisteredClient },
+  AccessError | StoreError
+> => {
+  const tracing = Context.get(context, ServerMetadata).tracing
+  const lookup = Context.get(context, ClientLookup)
+  const policy = Context.get(context, PermissionPolicy)
+  // Interruptible even inside an uninterruptible request (see Protocol's
+  // operation timeout): nothing is written here.
+  return Effect.interruptible(
+    Effect.flatMap(
+      traced(
+        tracing,
+        "TokenAuthenticator.authenticate",
+        Context.get(context, TokenAuthenticator).authenticate(credential)
+      ),
+      (token) =>
+        Effect.flatMap(traced(tracing, "ClientLookup.lookup", lookup.lookup(token, clientId)), (client) =>
+          Effect.as(traced(tracing, "PermissionPolicy.check", policy.check(client, operation)), { token, client })
+        )
+    )
+  )
+}
+
 /**
  * Steps 1–3: token → client → permission.
  *
@@ -73,22 +109,7 @@ export const authorize = (
   { readonly token: RegistrationToken; readonly client: RegisteredClient },
   AccessError | StoreError,
   TokenAuthenticator | ClientLookup | PermissionPolicy | ServerMetadata
-> =>
-  // Interruptible even inside an uninterruptible request (see Protocol's
-  // operation timeout): nothing is written here.
-  Effect.interruptible(
-    Effect.gen(function* () {
-      const server = yield* ServerMetadata
-      const token = yield* traced(
-        server.tracing,
-        "TokenAuthenticator.authenticate",
-        (yield* TokenAuthenticator).authenticate(credential)
-      )
-      const client = yield* traced(server.tracing, "ClientLookup.lookup", (yield* ClientLookup).lookup(token, clientId))
-      yield* traced(server.tracing, "PermissionPolicy.check", (yield* PermissionPolicy).check(client, operation))
-      return { token, client }
-    })
-  )
+> => Effect.contextWithEffect((context: Steps) => authorizeWith(context, credential, clientId, operation))
 
 /**
  * RFC 7592 §2.1: the client's current information. The registration access
@@ -102,13 +123,23 @@ export const read = (
   credential: Redacted.Redacted<string>,
   clientId: string
 ): Effect.Effect<ClientInformation, AccessError | StoreError, ConfigurationServices> =>
-  Effect.gen(function* () {
-    const server = yield* ServerMetadata
-    const { client, token } = yield* authorize(credential, clientId, "read")
-    // D14, R7592-2.1-c: an expired secret is replaced in this very response.
-    const current = (yield* renewExpiredSecret(client)) ?? client
-    return { client: current, registrationAccessToken: token.value, registrationClientUri: server.clientUri(clientId) }
-  }).pipe(retryOnConflict, (program) => tracedProgram("ClientConfiguration.read", program))
+  // Written without generators: this is the hottest path of the library.
+  Effect.contextWithEffect((context: Context.Context<ConfigurationServices>) => {
+    const server = Context.get(context, ServerMetadata)
+    const attempt = Effect.flatMap(authorizeWith(context, credential, clientId, "read"), ({ client, token }) => {
+      const answer = (current: RegisteredClient): ClientInformation => ({
+        client: current,
+        registrationAccessToken: token.value,
+        registrationClientUri: server.clientUri(clientId)
+      })
+      // D14, R7592-2.1-c: an expired secret is replaced in this very response.
+      // Most secrets never expire: no clock read for them.
+      return client.clientSecret === undefined || client.clientSecretExpiresAt === 0
+        ? Effect.succeed(answer(client))
+        : Effect.map(renewIfExpired(client), (renewed) => answer(renewed ?? client))
+    })
+    return traced(server.tracing, "ClientConfiguration.read", retryOnConflict(attempt))
+  })
 
 const nowSeconds = Effect.map(Clock.currentTimeMillis, (millis) => Math.floor(millis / 1000))
 
@@ -131,27 +162,29 @@ const withNewSecret = (client: RegisteredClient) =>
   })
 
 /** Stores `next` over `previous` (compare-and-set) and tells the host. */
-const commit = (previous: RegisteredClient, next: RegisteredClient, rotation?: TokenRotation) =>
-  Effect.gen(function* () {
-    const server = yield* ServerMetadata
-    const outcome = yield* traced(
-      server.tracing,
+const commitWith = (
+  context: Context.Context<ServerMetadata | ClientStore | ClientEvents>,
+  previous: RegisteredClient,
+  next: RegisteredClient,
+  rotation?: TokenRotation
+): Effect.Effect<void, Conflict | StoreError> =>
+  Effect.flatMap(
+    traced(
+      Context.get(context, ServerMetadata).tracing,
       "ClientStore.update",
       // Called uninterruptibly: the store decides which part of a write may be
       // interrupted (before its commit point, rolling back); once it has
       // committed, the request runs to its answer (see Protocol's deadline).
-      (yield* ClientStore).update(next, previous.version, rotation)
-    )
-    if (outcome !== "updated") return yield* Effect.fail(new Conflict())
-    yield* notify((yield* ClientEvents).updated(previous, next))
-  })
+      Context.get(context, ClientStore).update(next, previous.version, rotation)
+    ),
+    (outcome) =>
+      outcome === "updated" ? notify(Context.get(context, ClientEvents).updated(previous, next)) : Effect.fail(conflict)
+  )
 
-/** Replaces an expired secret; undefined when the secret is still good. */
-const renewExpiredSecret = (client: RegisteredClient) =>
-  // Most secrets never expire: no clock read, no generator for them.
-  client.clientSecret === undefined || client.clientSecretExpiresAt === 0
-    ? Effect.succeed(undefined)
-    : renewIfExpired(client)
+const commit = (previous: RegisteredClient, next: RegisteredClient, rotation?: TokenRotation) =>
+  Effect.contextWithEffect((context: Context.Context<ServerMetadata | ClientStore | ClientEvents>) =>
+    commitWith(context, previous, next, rotation)
+  )
 
 const renewIfExpired = (client: RegisteredClient) =>
   Effect.gen(function* () {
@@ -194,17 +227,21 @@ export const rotateSecret = (
  * compare-and-set catches. Either way the attempt runs again and fails
  * authentication.
  */
-const stillLive = (token: RegistrationToken, clientId: string) =>
-  Effect.flatMap(ClientStore, (store) =>
-    Effect.flatMap(Effect.interruptible(store.findTokenOwner(token.tokenId)), (owner) =>
-      Option.isSome(owner) && owner.value === clientId ? Effect.void : Effect.fail(new Conflict())
-    )
+const stillLiveWith = (
+  store: ClientStoreService,
+  token: RegistrationToken,
+  clientId: string
+): Effect.Effect<void, Conflict | StoreError> =>
+  Effect.flatMap(Effect.interruptible(store.findTokenOwner(token.tokenId)), (owner) =>
+    Option.isSome(owner) && owner.value === clientId ? Effect.void : Effect.fail(conflict)
   )
 
 /** An update lost a compare-and-set race; the whole update runs again. */
 class Conflict {
   readonly _tag = "Conflict"
 }
+
+const conflict = new Conflict()
 
 const maxAttempts = 32
 
@@ -239,18 +276,15 @@ const checkUpdateBody = (
   body: unknown,
   client: RegisteredClient,
   credentials: { readonly equals: (a: Redacted.Redacted<string>, b: Redacted.Redacted<string>) => boolean }
-): Effect.Effect<void, InvalidRequest> => {
-  if (!isJsonObject(body))
-    return Effect.fail(new InvalidRequest({ description: "the request body must be a JSON object" }))
+): InvalidRequest | undefined => {
+  if (!isJsonObject(body)) return new InvalidRequest({ description: "the request body must be a JSON object" })
   for (const member of forbiddenUpdateMembers) {
     if (Object.hasOwn(body, member)) {
-      return Effect.fail(new InvalidRequest({ description: `the request must not include ${member}` }))
+      return new InvalidRequest({ description: `the request must not include ${member}` })
     }
   }
   if (body.client_id !== client.clientId) {
-    return Effect.fail(
-      new InvalidRequest({ description: "client_id must be present and equal to the client's identifier" })
-    )
+    return new InvalidRequest({ description: "client_id must be present and equal to the client's identifier" })
   }
   const presented = body.client_secret
   if (presented !== undefined && presented !== null) {
@@ -260,10 +294,10 @@ const checkUpdateBody = (
       client.clientSecret === undefined ||
       !credentials.equals(Redacted.make(presented), client.clientSecret)
     ) {
-      return Effect.fail(new InvalidRequest({ description: "client_secret does not match the current secret" }))
+      return new InvalidRequest({ description: "client_secret does not match the current secret" })
     }
   }
-  return Effect.void
+  return undefined
 }
 
 /**
@@ -281,50 +315,70 @@ export const update = (
   clientId: string,
   body: unknown
 ): Effect.Effect<ClientInformation, UpdateError | StoreError, ConfigurationServices> =>
-  Effect.gen(function* () {
-    const server = yield* ServerMetadata
-    const credentials = yield* Credentials
-    const { client, token } = yield* authorize(credential, clientId, "update")
-    yield* stillLive(token, clientId)
-    yield* checkUpdateBody(body, client, credentials)
-    // D22: the policy the client was registered under still applies.
-    const metadata = yield* traced(
-      server.tracing,
-      "MetadataValidator.validate",
-      Effect.interruptible(
-        (yield* MetadataValidator).validate(body, { operation: "update", current: client, policy: client.policy })
+  // Written without generators, like read: one context read, then plain steps.
+  Effect.contextWithEffect((context: Context.Context<ConfigurationServices>) => {
+    const server = Context.get(context, ServerMetadata)
+    const credentials = Context.get(context, Credentials)
+    const store = Context.get(context, ClientStore)
+    const validator = Context.get(context, MetadataValidator)
+    const attempt = Effect.flatMap(authorizeWith(context, credential, clientId, "update"), ({ client, token }) =>
+      Effect.flatMap(
+        stillLiveWith(store, token, clientId),
+        (): Effect.Effect<ClientInformation, UpdateError | Conflict | StoreError, ServerMetadata | Credentials> => {
+          const refused = checkUpdateBody(body, client, credentials)
+          if (refused !== undefined) return Effect.fail(refused)
+          // D22: the policy the client was registered under still applies.
+          const validated = traced(
+            server.tracing,
+            "MetadataValidator.validate",
+            Effect.interruptible(
+              validator.validate(body, { operation: "update", current: client, policy: client.policy })
+            )
+          )
+          return Effect.flatMap(validated, (metadata) => {
+            // D14: a secret exactly when the method uses one; an expired one is replaced.
+            const method = metadata.token_endpoint_auth_method
+            const usesSecret = method !== undefined && secretAuthMethods.has(method)
+            const secretSource = !usesSecret
+              ? Effect.succeed(undefined)
+              : client.clientSecret === undefined
+                ? withNewSecret(client)
+                : client.clientSecretExpiresAt === 0
+                  ? Effect.succeed(client)
+                  : Effect.flatMap(nowSeconds, (now) =>
+                      secretExpired(client, now) ? withNewSecret(client) : Effect.succeed(client)
+                    )
+            return Effect.flatMap(secretSource, (source) => {
+              const next: RegisteredClient = {
+                clientId: client.clientId,
+                clientIdIssuedAt: client.clientIdIssuedAt,
+                clientSecret: source?.clientSecret,
+                clientSecretExpiresAt: source?.clientSecretExpiresAt ?? 0,
+                metadata,
+                version: client.version + 1,
+                policy: client.policy
+              }
+              const answer = (registrationAccessToken: Redacted.Redacted<string>): ClientInformation => ({
+                client: next,
+                registrationAccessToken,
+                registrationClientUri: server.clientUri(next.clientId)
+              })
+              if (!server.rotateRegistrationTokenOnUpdate) {
+                return Effect.as(commitWith(context, client, next), answer(token.value))
+              }
+              return Effect.flatMap(Context.get(context, TokenAuthenticator).issue(client.clientId), (issued) =>
+                Effect.as(
+                  commitWith(context, client, next, { revoke: token.tokenId, issue: issued.tokenId }),
+                  answer(issued.value)
+                )
+              )
+            })
+          })
+        }
       )
     )
-
-    // D14: a secret exactly when the method uses one; an expired one is replaced.
-    const method = metadata.token_endpoint_auth_method
-    const usesSecret = method !== undefined && secretAuthMethods.has(method)
-    const keepsSecret = usesSecret && client.clientSecret !== undefined && !secretExpired(client, yield* nowSeconds)
-    const secretSource = keepsSecret ? client : usesSecret ? yield* withNewSecret(client) : undefined
-    const next: RegisteredClient = {
-      clientId: client.clientId,
-      clientIdIssuedAt: client.clientIdIssuedAt,
-      clientSecret: secretSource?.clientSecret,
-      clientSecretExpiresAt: secretSource?.clientSecretExpiresAt ?? 0,
-      metadata,
-      version: client.version + 1,
-      policy: client.policy
-    }
-    let registrationAccessToken = token.value
-    let rotation: TokenRotation | undefined
-    if (server.rotateRegistrationTokenOnUpdate) {
-      const issued = yield* (yield* TokenAuthenticator).issue(client.clientId)
-      rotation = { revoke: token.tokenId, issue: issued.tokenId }
-      registrationAccessToken = issued.value
-    }
-    yield* commit(client, next, rotation)
-    const info: ClientInformation = {
-      client: next,
-      registrationAccessToken,
-      registrationClientUri: server.clientUri(next.clientId)
-    }
-    return info
-  }).pipe(retryOnConflict, (program) => tracedProgram("ClientConfiguration.update", program))
+    return traced(server.tracing, "ClientConfiguration.update", retryOnConflict(attempt))
+  })
 
 /**
  * RFC 7592 §2.3: deprovisions the client. The client and every token it owns
@@ -338,20 +392,22 @@ export const remove = (
   credential: Redacted.Redacted<string>,
   clientId: string
 ): Effect.Effect<void, AccessError | StoreError, ConfigurationServices> =>
-  Effect.gen(function* () {
-    const server = yield* ServerMetadata
-    const { client, token } = yield* authorize(credential, clientId, "delete")
-    yield* stillLive(token, clientId)
-    // A compare-and-set on the version: if an update (perhaps rotating the
-    // very token presented) or a delete won meanwhile, authenticate again.
-    const removed = yield* traced(
-      server.tracing,
-      "ClientStore.remove",
-      (yield* ClientStore).remove(client.clientId, client.version)
+  Effect.contextWithEffect((context: Context.Context<ConfigurationServices>) => {
+    const server = Context.get(context, ServerMetadata)
+    const store = Context.get(context, ClientStore)
+    const attempt = Effect.flatMap(authorizeWith(context, credential, clientId, "delete"), ({ client, token }) =>
+      Effect.zipRight(
+        stillLiveWith(store, token, clientId),
+        // A compare-and-set on the version: if an update (perhaps rotating the
+        // very token presented) or a delete won meanwhile, authenticate again.
+        Effect.flatMap(
+          traced(server.tracing, "ClientStore.remove", store.remove(client.clientId, client.version)),
+          (removed) => (removed ? notify(Context.get(context, ClientEvents).deleted(client)) : Effect.fail(conflict))
+        )
+      )
     )
-    if (!removed) return yield* Effect.fail(new Conflict())
-    yield* notify((yield* ClientEvents).deleted(client))
-  }).pipe(retryOnConflict, (program) => tracedProgram("ClientConfiguration.delete", program))
+    return traced(server.tracing, "ClientConfiguration.delete", retryOnConflict(attempt))
+  })
 
 export {
   /**

@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto"
 import { Cause, Clock, Deferred, Effect, Exit, Fiber, Option, Redacted } from "effect"
 import * as ClientConfiguration from "./ClientConfiguration.js"
-import { type ClientInformation, toJson } from "./ClientInformation.js"
+import { type ClientInformation, toJsonText } from "./ClientInformation.js"
 import {
   InvalidRequest,
   MethodNotAllowed,
@@ -78,7 +78,7 @@ const createdHeaders: Readonly<Record<string, string>> = Object.freeze({
 const informationResponse = (status: number, info: ClientInformation): ProtocolResponse => ({
   status,
   headers: createdHeaders,
-  body: JSON.stringify(toJson(info))
+  body: toJsonText(info)
 })
 
 // Failures with nothing request-specific in them are built once: building an
@@ -246,29 +246,45 @@ const readBody = (request: ProtocolRequest, server: ServerConfig): Effect.Effect
     : Effect.fail(new InvalidRequest({ description: parsed.reason }))
 }
 
-/** D5, D6: the registration access token from the Authorization header only. */
+/**
+ * D5, D6: the registration access token from the Authorization header only.
+ * A failure is returned, not raised: the caller is on the hot path and
+ * continues synchronously with the token.
+ */
 const bearerToken = (
   request: ProtocolRequest,
   query: string
-): Effect.Effect<Redacted.Redacted<string>, MissingToken | InvalidRequest> => {
+): Redacted.Redacted<string> | MissingToken | InvalidRequest => {
   if ((query !== "" && hasQueryToken(query)) || hasFormBodyToken(request)) {
-    return Effect.fail(
-      new InvalidRequest({
-        description: "the token must be sent only in the Authorization header",
-        challenge: true
-      })
-    )
+    return new InvalidRequest({
+      description: "the token must be sent only in the Authorization header",
+      challenge: true
+    })
   }
   const credential = parseAuthorization(request.authorization)
   switch (credential._tag) {
     case "Missing":
-      return Effect.fail(missingToken)
+      return missingToken
     case "Malformed":
-      return Effect.fail(new InvalidRequest({ description: credential.reason, challenge: true }))
+      return new InvalidRequest({ description: credential.reason, challenge: true })
     case "Token":
-      return Effect.succeed(Redacted.make(credential.token))
+      return Redacted.make(credential.token)
   }
 }
+
+const isTokenFailure = (
+  value: Redacted.Redacted<string> | MissingToken | InvalidRequest
+): value is MissingToken | InvalidRequest => value instanceof MissingToken || value instanceof InvalidRequest
+
+const bearerTokenEffect = (
+  request: ProtocolRequest,
+  query: string
+): Effect.Effect<Redacted.Redacted<string>, MissingToken | InvalidRequest> => {
+  const credential = bearerToken(request, query)
+  return isTokenFailure(credential) ? Effect.fail(credential) : Effect.succeed(credential)
+}
+
+const ok = (info: ClientInformation): ProtocolResponse => informationResponse(200, info)
 
 const route = (
   request: ProtocolRequest,
@@ -296,7 +312,7 @@ const route = (
       const grant =
         initialTokens.mode === "open"
           ? undefined
-          : yield* Effect.interruptible(initialTokens.authorize(yield* bearerToken(request, query)))
+          : yield* Effect.interruptible(initialTokens.authorize(yield* bearerTokenEffect(request, query)))
       const body = yield* readBody(request, server)
       return informationResponse(201, yield* Registration.register(body, grant))
     })
@@ -318,18 +334,18 @@ const route = (
   const method = request.method
   if (isPreflight(request, server)) return Effect.succeed(preflight(methods))
   if (!methods.includes(method)) return Effect.fail(new MethodNotAllowed({ allow: methods }))
-  return Effect.flatMap(bearerToken(request, query), (credential) => {
-    switch (method) {
-      case "GET":
-        return Effect.map(ClientConfiguration.read(credential, clientId), (info) => informationResponse(200, info))
-      case "PUT":
-        return Effect.flatMap(readBody(request, server), (body) =>
-          Effect.map(ClientConfiguration.update(credential, clientId, body), (info) => informationResponse(200, info))
-        )
-      default:
-        return Effect.as(ClientConfiguration.remove(credential, clientId), noContent)
-    }
-  })
+  const credential = bearerToken(request, query)
+  if (isTokenFailure(credential)) return Effect.fail(credential)
+  switch (method) {
+    case "GET":
+      return Effect.map(ClientConfiguration.read(credential, clientId), ok)
+    case "PUT":
+      return Effect.flatMap(readBody(request, server), (body) =>
+        Effect.map(ClientConfiguration.update(credential, clientId, body), ok)
+      )
+    default:
+      return Effect.as(ClientConfiguration.remove(credential, clientId), noContent)
+  }
 }
 
 /**

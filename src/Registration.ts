@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { traced, tracedProgram } from "./internal/span.js"
-import { Clock, Effect } from "effect"
+import { traced } from "./internal/span.js"
+import { Clock, Context, Effect } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
 import { secretAuthMethods } from "./ClientMetadata.js"
 import { ClientEvents } from "./ClientEvents.js"
@@ -41,6 +41,8 @@ export type RegistrationError = MetadataError | InvalidToken
 export const secretExpiry = (nowSeconds: number, lifetimeSeconds: number): number =>
   lifetimeSeconds === 0 ? 0 : nowSeconds + lifetimeSeconds
 
+const noSecret: Effect.Effect<undefined> = Effect.succeed(undefined)
+
 const openGrant: RegistrationGrant = { policy: undefined, use: undefined }
 
 /**
@@ -57,52 +59,59 @@ export const register = (
   body: unknown,
   grant: RegistrationGrant = openGrant
 ): Effect.Effect<ClientInformation, RegistrationError | StoreError, RegistrationServices> =>
-  Effect.gen(function* () {
-    const server = yield* ServerMetadata
-    const validator = yield* MetadataValidator
-    const credentials = yield* Credentials
-    const tokens = yield* TokenAuthenticator
-    const store = yield* ClientStore
-    const events = yield* ClientEvents
-
-    const metadata = yield* traced(
+  // Written without generators: one context read, then plain steps.
+  Effect.contextWithEffect((context: Context.Context<RegistrationServices>) => {
+    const server = Context.get(context, ServerMetadata)
+    const credentials = Context.get(context, Credentials)
+    const validated = traced(
       server.tracing,
       "MetadataValidator.validate",
-      Effect.interruptible(validator.validate(body, { operation: "register", policy: grant.policy }))
+      Effect.interruptible(
+        Context.get(context, MetadataValidator).validate(body, { operation: "register", policy: grant.policy })
+      )
     )
-    const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-    const clientId = yield* credentials.clientId
-    // D14: a secret only for methods that use one.
-    const method = metadata.token_endpoint_auth_method
-    const clientSecret =
-      method !== undefined && secretAuthMethods.has(method) ? yield* credentials.clientSecret : undefined
-    const client: RegisteredClient = {
-      clientId,
-      clientIdIssuedAt: now,
-      clientSecret,
-      clientSecretExpiresAt: clientSecret === undefined ? 0 : secretExpiry(now, server.clientSecretLifetimeSeconds),
-      metadata,
-      version: 1,
-      policy: grant.policy
-    }
-    const token = yield* tokens.issue(clientId)
-    // D22: one use of an issued token is spent in the same step as the insert.
-    const outcome = yield* traced(
-      server.tracing,
-      "ClientStore.insert",
-      // Called uninterruptibly: see ClientStore on interruption and commits.
-      store.insert(client, token.tokenId, grant.use)
-    )
-    if (outcome !== "inserted") {
-      return yield* Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
-    }
-    yield* notify(events.registered(client))
-    return {
-      client,
-      registrationAccessToken: token.value,
-      registrationClientUri: server.clientUri(clientId)
-    }
-  }).pipe((program) => tracedProgram("Registration.register", program))
+    const program = Effect.flatMap(validated, (metadata) => {
+      // D14: a secret only for methods that use one.
+      const method = metadata.token_endpoint_auth_method
+      const secret = method !== undefined && secretAuthMethods.has(method) ? credentials.clientSecret : noSecret
+      return Effect.flatMap(
+        Effect.all([Clock.currentTimeMillis, credentials.clientId, secret]),
+        ([millis, clientId, clientSecret]) => {
+          const now = Math.floor(millis / 1000)
+          const client: RegisteredClient = {
+            clientId,
+            clientIdIssuedAt: now,
+            clientSecret,
+            clientSecretExpiresAt:
+              clientSecret === undefined ? 0 : secretExpiry(now, server.clientSecretLifetimeSeconds),
+            metadata,
+            version: 1,
+            policy: grant.policy
+          }
+          return Effect.flatMap(Context.get(context, TokenAuthenticator).issue(clientId), (token) =>
+            Effect.flatMap(
+              // D22: one use of an issued token is spent in the same step as the insert.
+              traced(
+                server.tracing,
+                "ClientStore.insert",
+                // Called uninterruptibly: see ClientStore on interruption and commits.
+                Context.get(context, ClientStore).insert(client, token.tokenId, grant.use)
+              ),
+              (outcome): Effect.Effect<ClientInformation, InvalidToken> =>
+                outcome !== "inserted"
+                  ? Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
+                  : Effect.as(notify(Context.get(context, ClientEvents).registered(client)), {
+                      client,
+                      registrationAccessToken: token.value,
+                      registrationClientUri: server.clientUri(clientId)
+                    })
+            )
+          )
+        }
+      )
+    })
+    return traced(server.tracing, "Registration.register", program)
+  })
 
 /**
  * Runs a host hook after a committed change: a failure is logged, never
