@@ -5,7 +5,8 @@
  * @since 0.1.0
  */
 import { Redacted, Schema } from "effect"
-import { ClientMetadata } from "./ClientMetadata.js"
+import { ClientMetadata, serverIssuedMembers } from "./ClientMetadata.js"
+import { stringifyOnce } from "./internal/json.js"
 import type { RegistrationPolicy } from "./RegistrationPolicy.js"
 
 /**
@@ -96,4 +97,34 @@ export const toJson = (info: ClientInformation): ClientInformationResponse => {
     registration_access_token: Redacted.value(info.registrationAccessToken),
     registration_client_uri: info.registrationClientUri
   }
+}
+
+/**
+ * `JSON.stringify(toJson(info))`, without building the merged object: the
+ * metadata's text is computed once per stored metadata object (it never
+ * changes) and spliced between the server-issued members.
+ *
+ * @since 0.1.0
+ * @category rendering
+ */
+export const toJsonText = (info: ClientInformation): string => {
+  const client = info.client
+  const metadata = client.metadata
+  for (const name of serverIssuedMembers) {
+    // Never stored (the validator keeps them out); if ever, the slow path resolves them as toJson does.
+    if (Object.hasOwn(metadata, name)) return JSON.stringify(toJson(info))
+  }
+  const secret = client.clientSecret
+  const head =
+    secret === undefined
+      ? `{"client_id":${JSON.stringify(client.clientId)},"client_id_issued_at":${client.clientIdIssuedAt}`
+      : `{"client_id":${JSON.stringify(client.clientId)},"client_secret":${JSON.stringify(Redacted.value(secret))},` +
+        `"client_id_issued_at":${client.clientIdIssuedAt},"client_secret_expires_at":${client.clientSecretExpiresAt}`
+  const members = stringifyOnce(metadata)
+  return (
+    head +
+    (members.length > 2 ? "," + members.slice(1, -1) : "") +
+    `,"registration_access_token":${JSON.stringify(Redacted.value(info.registrationAccessToken))}` +
+    `,"registration_client_uri":${JSON.stringify(info.registrationClientUri)}}`
+  )
 }

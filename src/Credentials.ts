@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
+import { hash as digest, randomFillSync, timingSafeEqual } from "node:crypto"
 import { Context, Effect, Layer, Redacted } from "effect"
 
 /**
@@ -36,7 +36,8 @@ export class Credentials extends Context.Tag("effect-dcr/Credentials")<Credentia
  * @since 0.1.0
  * @category utils
  */
-export const sha256 = (value: string): string => createHash("sha256").update(value, "utf8").digest("base64url")
+// `crypto.hash` (Node ≥ 20.12) is the one-shot digest: a third of the cost of createHash().update().digest().
+export const sha256 = (value: string): string => digest("sha256", value, "base64url")
 
 /**
  * Constant-time equality of two strings: both are hashed first, so the
@@ -46,7 +47,27 @@ export const sha256 = (value: string): string => createHash("sha256").update(val
  * @category utils
  */
 export const constantTimeEquals = (a: string, b: string): boolean =>
-  timingSafeEqual(createHash("sha256").update(a, "utf8").digest(), createHash("sha256").update(b, "utf8").digest())
+  timingSafeEqual(digest("sha256", a, "buffer"), digest("sha256", b, "buffer"))
+
+// Random bytes are drawn from the CSPRNG a pool at a time, as Node's own
+// randomUUID does: one call into OpenSSL per 4 KiB instead of one per value
+// (that call dominated a registration when profiled). Every byte is used once
+// and zeroed as soon as it has been encoded.
+const pool = Buffer.alloc(4096)
+let poolOffset = pool.length
+
+/** `bytes` fresh random bytes from the CSPRNG, base64url-encoded. */
+const randomBase64url = (bytes: number): string => {
+  if (poolOffset + bytes > pool.length) {
+    randomFillSync(pool)
+    poolOffset = 0
+  }
+  const end = poolOffset + bytes
+  const encoded = pool.toString("base64url", poolOffset, end)
+  pool.fill(0, poolOffset, end)
+  poolOffset = end
+  return encoded
+}
 
 const equals = (a: Redacted.Redacted<string>, b: Redacted.Redacted<string>): boolean =>
   constantTimeEquals(Redacted.value(a), Redacted.value(b))
@@ -60,9 +81,9 @@ const hash = (value: Redacted.Redacted<string>): string => sha256(Redacted.value
  * @category layers
  */
 export const layer: Layer.Layer<Credentials> = Layer.succeed(Credentials, {
-  clientId: Effect.sync(() => randomBytes(16).toString("base64url")),
-  clientSecret: Effect.sync(() => Redacted.make(randomBytes(32).toString("base64url"))),
-  registrationToken: Effect.sync(() => Redacted.make(randomBytes(32).toString("base64url"))),
+  clientId: Effect.sync(() => randomBase64url(16)),
+  clientSecret: Effect.sync(() => Redacted.make(randomBase64url(32))),
+  registrationToken: Effect.sync(() => Redacted.make(randomBase64url(32))),
   hash,
   equals
 })

@@ -135,3 +135,26 @@ const scan = (text: string, depthLimit: number = maxDepth): "duplicate" | "too-d
   }
   return undefined
 }
+
+/**
+ * The JSON text of values that are never changed once built (stored client
+ * metadata): computed once per value and remembered for as long as the value
+ * lives, so a client read many times is serialised once, and a store that
+ * kept the text can hand it over instead of having it computed again.
+ */
+const texts = new WeakMap<object, string>()
+
+/** `JSON.stringify(value)`, remembered. `value` must not be changed afterwards. */
+export const stringifyOnce = (value: object): string => {
+  let text = texts.get(value)
+  if (text === undefined) {
+    text = JSON.stringify(value)
+    texts.set(value, text)
+  }
+  return text
+}
+
+/** Records that `text` is the JSON text of `value` (which `JSON.parse(text)` just produced). */
+export const rememberText = (value: object, text: string): void => {
+  texts.set(value, text)
+}
