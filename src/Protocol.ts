@@ -208,11 +208,17 @@ const withCors = (
 
 const noContent: ProtocolResponse = Object.freeze({ status: 204, headers: noStoreHeaders, body: undefined })
 
-/** The methods the configuration endpoint serves under this configuration (D4). */
+/** The methods the configuration endpoint serves under this configuration (D4), computed once per configuration. */
+const methodsByConfig = new WeakMap<ServerConfig, ReadonlyArray<string>>()
 const configurationMethods = (server: ServerConfig): ReadonlyArray<string> => {
-  const methods = ["GET"]
-  if (server.updateEnabled) methods.push("PUT")
-  if (server.deleteEnabled) methods.push("DELETE")
+  let methods = methodsByConfig.get(server)
+  if (methods === undefined) {
+    const list = ["GET"]
+    if (server.updateEnabled) list.push("PUT")
+    if (server.deleteEnabled) list.push("DELETE")
+    methods = Object.freeze(list)
+    methodsByConfig.set(server, methods)
+  }
   return methods
 }
 
@@ -323,11 +329,13 @@ const route = (
   if (!path.startsWith(base + "/")) return Effect.fail(notFound)
   const segment = path.slice(base.length + 1)
   if (segment === "" || segment.includes("/")) return Effect.fail(notFound)
-  let clientId: string
-  try {
-    clientId = decodeURIComponent(segment)
-  } catch {
-    return Effect.fail(notFound)
+  let clientId = segment
+  if (segment.includes("%")) {
+    try {
+      clientId = decodeURIComponent(segment)
+    } catch {
+      return Effect.fail(notFound)
+    }
   }
 
   const methods = configurationMethods(server)
