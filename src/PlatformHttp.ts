@@ -15,10 +15,11 @@
 import { IncomingMessage } from "node:http"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type * as HttpApp from "@effect/platform/HttpApp"
-import { Effect, Option } from "effect"
+import { Context, Effect, Option } from "effect"
 import { handle, type ProtocolRequest, type Services } from "./Protocol.js"
 import type { ProtocolResponse } from "./ProtocolError.js"
 import { ServerMetadata } from "./ServerMetadata.js"
+import { authorizationValues } from "./internal/bearer.js"
 
 /**
  * Every `Authorization` value. Node folds repeated `Authorization` headers
@@ -28,7 +29,11 @@ import { ServerMetadata } from "./ServerMetadata.js"
  */
 const authorizationOf = (request: HttpServerRequest.HttpServerRequest): ReadonlyArray<string> => {
   const source = request.source
-  if (source instanceof IncomingMessage) return source.headersDistinct.authorization ?? []
+  if (source instanceof IncomingMessage) {
+    // From rawHeaders, only when there is one: headersDistinct copies every header.
+    if (source.headers.authorization === undefined) return []
+    return authorizationValues(source.rawHeaders)
+  }
   const value = request.headers.authorization
   return value === undefined ? [] : [value]
 }
@@ -127,26 +132,31 @@ export const toServerResponse = (response: ProtocolResponse): HttpServerResponse
  * @since 0.1.0
  * @category adapters
  */
-export const httpApp: HttpApp.Default<never, Services> = Effect.gen(function* () {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const server = yield* ServerMetadata
-  const contentType = request.headers["content-type"]
-  const { body, tooLarge } = needsBody(request.method, contentType)
-    ? yield* readBody(request, server.maxBodyBytes)
-    : { body: undefined, tooLarge: false }
-  const protocolRequest: ProtocolRequest = {
-    method: request.method,
-    url: request.url,
-    authorization: authorizationOf(request),
-    contentType,
-    body,
-    bodyTooLarge: tooLarge,
-    origin: request.headers.origin,
-    remoteAddress: Option.getOrUndefined(request.remoteAddress),
-    accessControlRequestMethod: request.headers["access-control-request-method"]
+export const httpApp: HttpApp.Default<never, Services> = Effect.flatMap(
+  Effect.context<HttpServerRequest.HttpServerRequest | ServerMetadata>(),
+  (context) => {
+    // Without a generator: this runs on every request.
+    const request = Context.get(context, HttpServerRequest.HttpServerRequest)
+    const contentType = request.headers["content-type"]
+    const toProtocol = (body: Uint8Array | undefined, tooLarge: boolean): ProtocolRequest => ({
+      method: request.method,
+      url: request.url,
+      authorization: authorizationOf(request),
+      contentType,
+      body,
+      bodyTooLarge: tooLarge,
+      origin: request.headers.origin,
+      remoteAddress: Option.getOrUndefined(request.remoteAddress),
+      accessControlRequestMethod: request.headers["access-control-request-method"]
+    })
+    const answered = needsBody(request.method, contentType)
+      ? Effect.flatMap(readBody(request, Context.get(context, ServerMetadata).maxBodyBytes), ({ body, tooLarge }) =>
+          handle(toProtocol(body, tooLarge))
+        )
+      : handle(toProtocol(undefined, false))
+    return Effect.map(answered, toServerResponse)
   }
-  return toServerResponse(yield* handle(protocolRequest))
-})
+)
 
 /**
  * The endpoints as an `HttpRouter` serving `/register`,

@@ -41,3 +41,16 @@ export const parseAuthorization = (values: ReadonlyArray<string>): BearerCredent
   }
   return { _tag: "Token", token }
 }
+
+/**
+ * Every `Authorization` value of a Node request, in order, from its
+ * `rawHeaders` (Node keeps only the first in `headers`; D6 must see them all).
+ */
+export const authorizationValues = (raw: ReadonlyArray<string>): Array<string> => {
+  const values: Array<string> = []
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] ?? ""
+    if (name.length === 13 && name.toLowerCase() === "authorization") values.push(raw[i + 1] ?? "")
+  }
+  return values
+}
