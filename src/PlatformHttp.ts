@@ -137,6 +137,8 @@ export const httpApp: HttpApp.Default<never, Services> = Effect.flatMap(
   (context) => {
     // Without a generator: this runs on every request.
     const request = Context.get(context, HttpServerRequest.HttpServerRequest)
+    const server = Context.get(context, ServerMetadata)
+    const rateLimited = server.registrationRateLimit !== undefined
     const contentType = request.headers["content-type"]
     const toProtocol = (body: Uint8Array | undefined, tooLarge: boolean): ProtocolRequest => ({
       method: request.method,
@@ -146,11 +148,12 @@ export const httpApp: HttpApp.Default<never, Services> = Effect.flatMap(
       body,
       bodyTooLarge: tooLarge,
       origin: request.headers.origin,
-      remoteAddress: Option.getOrUndefined(request.remoteAddress),
+      // The peer address costs a system call; only the registration rate limit reads it.
+      remoteAddress: rateLimited ? Option.getOrUndefined(request.remoteAddress) : undefined,
       accessControlRequestMethod: request.headers["access-control-request-method"]
     })
     const answered = needsBody(request.method, contentType)
-      ? Effect.flatMap(readBody(request, Context.get(context, ServerMetadata).maxBodyBytes), ({ body, tooLarge }) =>
+      ? Effect.flatMap(readBody(request, server.maxBodyBytes), ({ body, tooLarge }) =>
           handle(toProtocol(body, tooLarge))
         )
       : handle(toProtocol(undefined, false))
