@@ -1,7 +1,10 @@
 /**
- * The `ClientStore` written once against `@effect/sql`'s `SqlClient`, for
- * SQLite (`SqliteStore`) and PostgreSQL (`PgStore`). Versioned migrations run
- * when the layer is built.
+ * The `ClientStore` written once against `@effect/sql`'s `SqlClient`: for
+ * PostgreSQL (`PgStore`) and for hosts that bring their own `SqlClient`
+ * (SQLite included). Versioned migrations run when the layer is built.
+ * `SqliteStore` runs these same migrations and reads and writes the same
+ * cells (the row codec and the sealing are shared, in `internal/sqlRows`),
+ * but talks to better-sqlite3 directly (issue 6).
  *
  * Every mutation is one transaction: a client and its registration access
  * tokens change together or not at all; an update is a compare-and-set on the
@@ -15,20 +18,10 @@
  */
 import { Migrator, SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Layer, Option, Redacted, Schedule } from "effect"
-import * as Jose from "jose"
-import type { RegisteredClient } from "./ClientInformation.js"
-import type { ClientMetadata } from "./ClientMetadata.js"
-import {
-  ClientStore,
-  type ClientStoreService,
-  type InitialTokenRecord,
-  type InsertOutcome,
-  type UpdateOutcome
-} from "./ClientStore.js"
+import { Effect, Layer, Option, Schedule } from "effect"
+import { ClientStore, type ClientStoreService, type InsertOutcome, type UpdateOutcome } from "./ClientStore.js"
 import { StoreError } from "./ProtocolError.js"
-import type { RegistrationPolicy } from "./RegistrationPolicy.js"
-import { isJsonObject } from "./internal/json.js"
+import * as SqlRows from "./internal/sqlRows.js"
 
 /**
  * The migrations, in order. Never edit one that has shipped: add another.
@@ -77,51 +70,13 @@ export const migrate = Migrator.make({})({
   table: "dcr_migrations"
 }).pipe(Effect.retry({ times: 5, schedule: Schedule.spaced("100 millis") }))
 
-type Row = { readonly [column: string]: unknown }
-
-const text = (value: unknown): string => (typeof value === "string" ? value : String(value))
-// PostgreSQL returns BIGINT as a string, SQLite as a number.
-const integer = (value: unknown): number => (typeof value === "number" ? value : Number(value))
-
-/** Metadata is written only by this store, from validated values. */
-const isMetadata = (value: unknown): value is ClientMetadata => isJsonObject(value)
-const isPolicy = (value: unknown): value is RegistrationPolicy => isJsonObject(value)
-
-const parseJson = <A>(value: unknown, guard: (value: unknown) => value is A, what: string): A => {
-  const parsed: unknown = JSON.parse(text(value))
-  if (!guard(parsed)) throw new Error(`stored ${what} is not a JSON object`)
-  return parsed
-}
-
-const toClient = (row: Row, clientSecret: Redacted.Redacted<string> | undefined): RegisteredClient => ({
-  clientId: text(row.client_id),
-  clientIdIssuedAt: integer(row.client_id_issued_at),
-  clientSecret,
-  clientSecretExpiresAt: integer(row.client_secret_expires_at),
-  metadata: parseJson(row.metadata, isMetadata, "metadata"),
-  version: integer(row.version),
-  policy: row.policy === null ? undefined : parseJson(row.policy, isPolicy, "policy")
-})
-
-const toInitialToken = (row: Row): InitialTokenRecord => ({
-  tokenId: text(row.token_id),
-  expiresAt: integer(row.expires_at),
-  usesRemaining: row.uses_remaining === null ? undefined : integer(row.uses_remaining),
-  policy: row.policy === null ? undefined : parseJson(row.policy, isPolicy, "policy"),
-  createdAt: integer(row.created_at)
-})
-
 /**
  * A key sealing client secrets at rest: 256 bits for `dir` + `A256GCM`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface SealingKey {
-  /** Names the key in each sealed value, so old keys keep opening old values. */
-  readonly kid: string
-  readonly key: Redacted.Redacted<Uint8Array>
-}
+export type SealingKey = SqlRows.SealingKey
 
 /**
  * @since 0.1.0
@@ -136,46 +91,6 @@ export interface Options {
    */
   readonly sealingKeys?: ReadonlyArray<SealingKey> | undefined
 }
-
-const sealedPrefix = "jwe:"
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
-
-/** Seals and opens stored client secrets. */
-const makeSealer = (keys: ReadonlyArray<SealingKey>) => {
-  const current = keys[0]
-  const byKid = new Map(keys.map((key) => [key.kid, Redacted.value(key.key)]))
-  for (const key of keys) {
-    if (Redacted.value(key.key).length !== 32) throw new Error(`sealing key ${key.kid} must be 32 bytes`)
-  }
-  if (byKid.size !== keys.length) throw new Error("sealing keys must have distinct kids")
-  const seal = (secret: Redacted.Redacted<string> | undefined): Effect.Effect<string | null> => {
-    if (secret === undefined) return Effect.succeed(null)
-    if (current === undefined) return Effect.succeed(Redacted.value(secret))
-    return Effect.promise(() =>
-      new Jose.CompactEncrypt(encoder.encode(Redacted.value(secret)))
-        .setProtectedHeader({ alg: "dir", enc: "A256GCM", kid: current.kid })
-        .encrypt(Redacted.value(current.key))
-    ).pipe(Effect.map((jwe) => sealedPrefix + jwe))
-  }
-  const open = (stored: unknown): Effect.Effect<Redacted.Redacted<string> | undefined, StoreError> => {
-    if (stored === null || stored === undefined) return Effect.succeed(undefined)
-    const value = text(stored)
-    if (!value.startsWith(sealedPrefix)) return Effect.succeed(Redacted.make(value))
-    return Effect.tryPromise({
-      try: () =>
-        Jose.compactDecrypt(value.slice(sealedPrefix.length), (header) => {
-          const key = header.kid === undefined ? undefined : byKid.get(header.kid)
-          if (key === undefined) throw new Error(`no sealing key ${String(header.kid)}`)
-          return key
-        }),
-      catch: (cause) => new StoreError({ operation: "open a sealed client secret", cause })
-    }).pipe(Effect.map((result) => Redacted.make(decoder.decode(result.plaintext))))
-  }
-  return { seal, open }
-}
-const policyOf = (policy: RegistrationPolicy | undefined): string | null =>
-  policy === undefined ? null : JSON.stringify(policy)
 
 const inserted: InsertOutcome = "inserted"
 const updatedOutcome: UpdateOutcome = "updated"
@@ -196,7 +111,7 @@ class Abort<A> {
 export const makeWith = (options: Options): Effect.Effect<ClientStoreService, never, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const sealer = makeSealer(options.sealingKeys ?? [])
+    const sealer = SqlRows.makeSealer(options.sealingKeys ?? [])
 
     const storeError =
       (operation: string) =>
@@ -219,9 +134,6 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
         Effect.mapError((cause) => new StoreError({ operation, cause }))
       )
 
-    const decodeDefect = <A>(decode: () => A) =>
-      Effect.try({ try: decode, catch: (cause) => new StoreError({ operation: "decode", cause }) })
-
     return {
       ping: sql`SELECT 1 AS ok`.pipe(storeError("ping"), Effect.asVoid),
       insert: (client, tokenId, initialToken) =>
@@ -242,7 +154,7 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
               yield* sql`INSERT INTO dcr_clients
             (client_id, client_id_issued_at, client_secret, client_secret_expires_at, metadata, policy, version)
             VALUES (${client.clientId}, ${client.clientIdIssuedAt}, ${secret},
-              ${client.clientSecretExpiresAt}, ${JSON.stringify(client.metadata)}, ${policyOf(client.policy)},
+              ${client.clientSecretExpiresAt}, ${SqlRows.metadataText(client.metadata)}, ${SqlRows.policyOf(client.policy)},
               ${client.version})`
               yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id) VALUES (${tokenId}, ${client.clientId})`
               return inserted
@@ -256,16 +168,14 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
           Effect.flatMap((rows) =>
             rows[0] === undefined
               ? Effect.succeed(Option.none())
-              : Effect.flatMap(sealer.open(rows[0].client_secret), (secret) =>
-                  decodeDefect(() => Option.some(toClient(rows[0]!, secret)))
-                )
+              : Effect.map(SqlRows.decodeClient(sealer, rows[0]), Option.some)
           )
         ),
 
       findTokenOwner: (tokenId) =>
         sql`SELECT client_id FROM dcr_registration_tokens WHERE token_id = ${tokenId}`.pipe(
           storeError("findTokenOwner"),
-          Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => text(row.client_id)))
+          Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => SqlRows.text(row.client_id)))
         ),
 
       update: (client, expectedVersion, rotation) =>
@@ -276,8 +186,8 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
               const updated = yield* sql`UPDATE dcr_clients SET
               client_secret = ${secret},
               client_secret_expires_at = ${client.clientSecretExpiresAt},
-              metadata = ${JSON.stringify(client.metadata)},
-              policy = ${policyOf(client.policy)},
+              metadata = ${SqlRows.metadataText(client.metadata)},
+              policy = ${SqlRows.policyOf(client.policy)},
               version = ${client.version}
             WHERE client_id = ${client.clientId} AND version = ${expectedVersion}
             RETURNING client_id`
@@ -327,7 +237,10 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
       insertInitialToken: (record) =>
         sql`INSERT INTO dcr_initial_tokens (token_id, expires_at, uses_remaining, policy, created_at)
         VALUES (${record.tokenId}, ${record.expiresAt}, ${record.usesRemaining ?? null},
-          ${policyOf(record.policy)}, ${record.createdAt})`.pipe(storeError("insertInitialToken"), Effect.asVoid),
+          ${SqlRows.policyOf(record.policy)}, ${record.createdAt})`.pipe(
+          storeError("insertInitialToken"),
+          Effect.asVoid
+        ),
 
       findInitialToken: (tokenId) =>
         sql`SELECT * FROM dcr_initial_tokens WHERE token_id = ${tokenId}`.pipe(
@@ -335,7 +248,7 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
           Effect.flatMap((rows) =>
             rows[0] === undefined
               ? Effect.succeed(Option.none())
-              : decodeDefect(() => Option.some(toInitialToken(rows[0]!)))
+              : Effect.map(SqlRows.decodeInitialToken(rows[0]), Option.some)
           )
         )
     }

@@ -19,7 +19,8 @@
  * every client (metadata, secret, live and dead RATs, deleted clients gone,
  * nothing stored that the model does not know), with no prototype polluted.
  *
- * Runs on the memory store and SQLite. FUZZ_RUNS=<n> multiplies the runs.
+ * Runs on the memory store and SQLite (`SqlClientStore` over
+ * `@effect/sql-sqlite-node`, and `SqliteStore`). FUZZ_RUNS=<n> multiplies the runs.
  */
 import { FastCheck as fc } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
@@ -37,6 +38,7 @@ import {
   type Request,
   shapeProblems,
   sqliteBackend,
+  sqliteStoreBackend,
   tokenOwner,
   updateBodyFrom
 } from "./support/harness.js"
@@ -1274,6 +1276,7 @@ const fuzzSuite = (name: string, backend: () => Backend) =>
 
 fuzzSuite("the memory store", memoryBackend)
 fuzzSuite("SQLite", sqliteBackend)
+fuzzSuite("SqliteStore", sqliteStoreBackend)
 
 afterAll(() => {
   const statuses = [...totals.statuses.entries()]

@@ -39,6 +39,7 @@ import {
   type Request,
   shapeProblems,
   sqliteBackend,
+  sqliteStoreBackend,
   tokenOwner,
   updateBodyFrom
 } from "./support/harness.js"
@@ -478,6 +479,7 @@ const raceSuite = (name: string, makeBackend: () => Promise<Backend>) =>
 
 raceSuite("memory", async () => memoryBackend())
 raceSuite("SQLite", async () => sqliteBackend())
+raceSuite("SqliteStore", async () => sqliteStoreBackend())
 if (pgUrl !== undefined) {
   const url = pgUrl
   raceSuite("PostgreSQL", () => postgresBackend(url, "race"))

@@ -21,6 +21,7 @@ import * as Protocol from "../../src/Protocol.js"
 import { errorCodes, type ProtocolResponse } from "../../src/ProtocolError.js"
 import type * as ServerMetadata from "../../src/ServerMetadata.js"
 import * as SqlClientStore from "../../src/SqlClientStore.js"
+import * as SqliteStore from "../../src/SqliteStore.js"
 import { requestTag } from "./faults.js"
 
 export const publicUrl = "https://as.example.com/oauth"
@@ -30,7 +31,7 @@ export const registrationEndpoint = `${publicUrl}/register`
 // Backends
 
 export interface Backend {
-  readonly name: "memory" | "SQLite" | "PostgreSQL"
+  readonly name: "memory" | "SQLite" | "SqliteStore" | "PostgreSQL"
   /**
    * A new store layer on this backend's data. For the SQL backends it also
    * provides the `SqlClient` it runs on, so that `faulty` can put an
@@ -52,11 +53,33 @@ export const memoryBackend = (): Backend => ({
 const sqlStoreOn = (client: Layer.Layer<SqlClient.SqlClient>): Layer.Layer<ClientStore.ClientStore> =>
   Layer.orDie(SqlClientStore.layer).pipe(Layer.provideMerge(client))
 
-/** A fresh SQLite file. */
+const sqliteFile = () => join(mkdtempSync(join(tmpdir(), "effect-dcr-faults-")), "store.sqlite")
+
+/**
+ * A fresh SQLite file under `SqlClientStore` over `@effect/sql-sqlite-node`'s
+ * `SqliteClient`: the SQL store as a host that brings its own `SqlClient`
+ * runs it (and as `SqliteStore` was before issue 6).
+ */
 export const sqliteBackend = (): Backend => {
-  const filename = join(mkdtempSync(join(tmpdir(), "effect-dcr-faults-")), "store.sqlite")
+  const filename = sqliteFile()
   const client = () => Layer.orDie(SqliteClient.layer({ filename }))
   return { name: "SQLite", store: () => sqlStoreOn(client()), inspect: client(), dispose: async () => {} }
+}
+
+/**
+ * A fresh SQLite file under `SqliteStore` (better-sqlite3 directly, issue 6),
+ * the store the standalone server runs. Its layer provides no `SqlClient`:
+ * each write commits on its own, so an "after" fault is a lost
+ * acknowledgement, as on memory. `inspect` is a separate connection.
+ */
+export const sqliteStoreBackend = (): Backend => {
+  const filename = sqliteFile()
+  return {
+    name: "SqliteStore",
+    store: () => Layer.orDie(SqliteStore.layer({ filename })),
+    inspect: Layer.orDie(SqliteClient.layer({ filename })),
+    dispose: async () => {}
+  }
 }
 
 const pgClient = (url: string, maxConnections = 10): Layer.Layer<SqlClient.SqlClient> =>
