@@ -42,6 +42,12 @@ const serveSettings: ReadonlyArray<Setting> = [
     description: "file:PATH (SQLite), postgres://… (PostgreSQL) or memory:; default file:./data/effect-dcr.sqlite"
   },
   {
+    flag: "sqlite-synchronous",
+    variable: "SQLITE_SYNCHRONOUS",
+    description:
+      "normal or full: with full every SQLite commit is flushed to the disk before it is answered (survives a power loss, one fsync per write); default normal"
+  },
+  {
     flag: "registration-mode",
     variable: "REGISTRATION_MODE",
     description: "open, static (needs --initial-access-token) or issued (tokens from `token create`); default open"

@@ -31,6 +31,7 @@
  * | `HEADERS_TIMEOUT`, `REQUEST_TIMEOUT` | milliseconds a client has to send headers / the whole request | `10000`, `30000` |
  * | `OPERATION_TIMEOUT` | milliseconds a request may spend in the programs and the store (500 past it) | `10000` |
  * | `DATABASE_URL` | `file:PATH` (SQLite), `postgres://…` (PostgreSQL) or `memory:` | `file:./data/effect-dcr.sqlite` |
+ * | `SQLITE_SYNCHRONOUS` | SQLite only: `normal` or `full` (every commit flushed to the disk before it is answered) | `normal` |
  *
  * @since 0.1.0
  */
@@ -168,6 +169,20 @@ export const sealingKeysOf = (env: Env): ReadonlyArray<SealingKey> | undefined =
 }
 
 /**
+ * `SQLITE_SYNCHRONOUS`: `normal` (the default) or `full`; see
+ * `SqliteStore.Options.synchronous`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const sqliteSynchronousOf = (env: Env): "normal" | "full" | undefined => {
+  const raw = value(env, "SQLITE_SYNCHRONOUS")
+  if (raw === undefined) return undefined
+  if (raw === "normal" || raw === "full") return raw
+  throw new ConfigError(`SQLITE_SYNCHRONOUS must be normal or full, got ${JSON.stringify(raw)}`)
+}
+
+/**
  * The default database of the standalone server.
  *
  * @since 0.1.0
@@ -184,7 +199,8 @@ export const defaultDatabaseUrl = "file:./data/effect-dcr.sqlite"
  */
 export const storeFromUrl = (
   url: string,
-  sealingKeys?: ReadonlyArray<SealingKey> | undefined
+  sealingKeys?: ReadonlyArray<SealingKey> | undefined,
+  sqliteSynchronous?: "normal" | "full" | undefined
 ): Layer.Layer<ClientStore, StoreError> => {
   if (url === "memory:") return layerMemory
   if (url.startsWith("file:")) {
@@ -193,7 +209,7 @@ export const storeFromUrl = (
     return Layer.unwrapEffect(
       Effect.map(
         Effect.promise(() => import("./SqliteStore.js")),
-        (module) => module.layer({ filename, sealingKeys })
+        (module) => module.layer({ filename, sealingKeys, synchronous: sqliteSynchronous })
       )
     )
   }
@@ -315,7 +331,11 @@ export const fromEnv = (env: Env): ServeOptions => {
     maxBodyBytes: wholeNumber(env, "MAX_BODY_BYTES"),
     scopesSupported: scopes === undefined ? undefined : scopes === "any" ? "any" : scopes.split(/\s+/),
     services: {
-      store: storeFromUrl(value(env, "DATABASE_URL") ?? defaultDatabaseUrl, sealingKeysOf(env)),
+      store: storeFromUrl(
+        value(env, "DATABASE_URL") ?? defaultDatabaseUrl,
+        sealingKeysOf(env),
+        sqliteSynchronousOf(env)
+      ),
       initialAccessTokens,
       tokenAuthenticator,
       softwareStatements

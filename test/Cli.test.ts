@@ -113,6 +113,7 @@ describe("effect-dcr serve", () => {
       ["--host", "HOST"],
       ["--public-url", "PUBLIC_URL"],
       ["--database-url", "DATABASE_URL"],
+      ["--sqlite-synchronous", "SQLITE_SYNCHRONOUS"],
       ["--registration-mode", "REGISTRATION_MODE"],
       ["--initial-access-token", "INITIAL_ACCESS_TOKEN"],
       ["--rat-rotation", "RAT_ROTATION"],

@@ -48,7 +48,8 @@ const blank: Readonly<Record<string, string>> = Object.fromEntries(
     "MAX_BODY_BYTES",
     "SOFTWARE_STATEMENT_ISSUERS",
     "SOFTWARE_STATEMENT_REQUIRED",
-    "SCOPES"
+    "SCOPES",
+    "SQLITE_SYNCHRONOUS"
   ].map((name) => [name, ""])
 )
 
@@ -313,6 +314,7 @@ describe("Environment.fromEnv", () => {
       ["SECRET_LIFETIME=1h", { SECRET_LIFETIME: "1h" }, "SECRET_LIFETIME"],
       ["MAX_BODY_BYTES=64k", { MAX_BODY_BYTES: "64k" }, "MAX_BODY_BYTES"],
       ["REGISTRATION_MODE=weird", { REGISTRATION_MODE: "weird" }, "REGISTRATION_MODE"],
+      ["SQLITE_SYNCHRONOUS=off (issue 6: normal or full only)", { SQLITE_SYNCHRONOUS: "off" }, "SQLITE_SYNCHRONOUS"],
       [
         "REGISTRATION_MODE=static without INITIAL_ACCESS_TOKEN",
         { REGISTRATION_MODE: "static" },
