@@ -212,7 +212,13 @@ export const makeWith = (options: { readonly accessLog: boolean }): Effect.Effec
       })
       req.on("end", () => {
         if (tooLarge) return
-        dispatch(req, res, headers, size === 0 ? undefined : Buffer.concat(chunks, size), false)
+        dispatch(
+          req,
+          res,
+          headers,
+          size === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size),
+          false
+        )
       })
       req.on("error", () => {
         if (!res.headersSent) res.destroy()

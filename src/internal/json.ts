@@ -39,10 +39,10 @@ export const parseJsonObject = (bytes: Uint8Array): ParsedBody => {
   if (!isJsonObject(value)) {
     return { _tag: "Invalid", reason: "the request body must be a JSON object" }
   }
-  const problem = scan(text)
-  if (problem === "duplicate") return { _tag: "Invalid", reason: "the request body repeats a member name" }
-  if (problem === "too-deep")
-    return { _tag: "Invalid", reason: `the request body nests deeper than ${maxDepth} levels` }
+  const shape = scan(text, maxDepth)
+  if (shape === tooDeep) return { _tag: "Invalid", reason: `the request body nests deeper than ${maxDepth} levels` }
+  // JSON.parse keeps one member per repeated name: fewer members parsed than written means a repeat.
+  if (memberCount(value) !== shape) return { _tag: "Invalid", reason: "the request body repeats a member name" }
   return { _tag: "Object", value }
 }
 
@@ -71,61 +71,56 @@ export const withoutDangerousMembers = (value: unknown): unknown => {
 export const maxDepth = 32
 
 /** True when some object in the (valid JSON) text repeats a member name. */
-export const hasDuplicateMember = (text: string): boolean => scan(text, Infinity) === "duplicate"
+export const hasDuplicateMember = (text: string): boolean => {
+  const shape = scan(text, Infinity)
+  return shape !== tooDeep && memberCount(JSON.parse(text)) !== shape
+}
+
+const tooDeep = -1
 
 /**
- * Scans text that `JSON.parse` accepted for an object that repeats a member
- * name, or nesting deeper than `depthLimit`. Iterative (no recursion), so deep
- * nesting cannot overflow the stack. Member names are compared after
- * unescaping, as `JSON.parse` does.
+ * Scans text that `JSON.parse` accepted: the number of member names written
+ * in it (in every object, at every depth), or `tooDeep` when it nests deeper
+ * than `depthLimit`. Iterative (no recursion), so deep nesting cannot
+ * overflow the stack, and it allocates nothing: a repeated name is found by
+ * comparing this count with the members `JSON.parse` kept ({@link memberCount}).
  */
-const scan = (text: string, depthLimit: number = maxDepth): "duplicate" | "too-deep" | undefined => {
-  // One entry per open container: a Set of member names for objects, null for arrays.
-  const stack: Array<Set<string> | null> = []
+const scan = (text: string, depthLimit: number): number => {
+  // One bit per open container, innermost last: is it an object?
+  const objects: Array<boolean> = []
   let expectKey = false
+  let members = 0
   const length = text.length
   let i = 0
   while (i < length) {
     const c = text.charCodeAt(i)
     if (c === 0x7b /* { */) {
-      if (stack.length >= depthLimit) return "too-deep"
-      stack.push(new Set())
+      if (objects.length >= depthLimit) return tooDeep
+      objects.push(true)
       expectKey = true
       i++
     } else if (c === 0x5b /* [ */) {
-      if (stack.length >= depthLimit) return "too-deep"
-      stack.push(null)
+      if (objects.length >= depthLimit) return tooDeep
+      objects.push(false)
       expectKey = false
       i++
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      stack.pop()
+      objects.pop()
       expectKey = false
       i++
     } else if (c === 0x2c /* , */) {
-      expectKey = stack.length > 0 && stack[stack.length - 1] !== null
+      expectKey = objects.length > 0 && objects[objects.length - 1] === true
       i++
     } else if (c === 0x22 /* " */) {
       let end = i + 1
-      let escaped = false
       while (end < length) {
         const d = text.charCodeAt(end)
-        if (d === 0x5c /* \ */) {
-          escaped = true
-          end += 2
-        } else if (d === 0x22) {
-          break
-        } else {
-          end++
-        }
+        if (d === 0x5c /* \ */) end += 2
+        else if (d === 0x22) break
+        else end++
       }
       if (expectKey) {
-        const raw = text.slice(i + 1, end)
-        const name = escaped ? String(JSON.parse(text.slice(i, end + 1))) : raw
-        const members = stack[stack.length - 1]
-        if (members) {
-          if (members.has(name)) return "duplicate"
-          members.add(name)
-        }
+        members++
         expectKey = false
       }
       i = end + 1
@@ -133,7 +128,27 @@ const scan = (text: string, depthLimit: number = maxDepth): "duplicate" | "too-d
       i++
     }
   }
-  return undefined
+  return members
+}
+
+/** The number of members of every object in a parsed JSON value; iterative, so any depth is safe. */
+const memberCount = (root: unknown): number => {
+  let count = 0
+  const pending: Array<unknown> = [root]
+  while (pending.length > 0) {
+    const value = pending.pop()
+    if (Array.isArray(value)) {
+      for (const item of value) if (typeof item === "object" && item !== null) pending.push(item)
+    } else if (isJsonObject(value)) {
+      const keys = Object.keys(value)
+      count += keys.length
+      for (const key of keys) {
+        const member = value[key]
+        if (typeof member === "object" && member !== null) pending.push(member)
+      }
+    }
+  }
+  return count
 }
 
 /**
