@@ -50,6 +50,7 @@ const { values: flags } = parseArgs({
     soak: { type: "string" },
     out: { type: "string" },
     "cpu-prof": { type: "string" },
+    "node-flags": { type: "string" },
     help: { type: "boolean", default: false }
   }
 })
@@ -67,6 +68,8 @@ if (flags.help) {
   --clients N        clients seeded per target (default 1000, smoke 100)
   --soak S           length of the RSS soak run (default 60; full mode only)
   --out FILE         where to write the JSON results (default bench-results/<timestamp>.json)
+  --node-flags "F"   extra node flags for every server under test, the ceilings included (e.g.
+                     "--max-semi-space-size=32"); recorded in the JSON
   --cpu-prof DIR     run every library target with node --cpu-prof, writing its profiles into DIR/<group>
                      (the profiler costs CPU: ratios measured so are not comparable)
 `)
@@ -87,6 +90,7 @@ const connections = Math.round(numberFlag("connections", flags.connections, 50, 
 const clientCount = Math.round(numberFlag("clients", flags.clients, mode === "smoke" ? 100 : 1000, 1))
 const soakSeconds = numberFlag("soak", flags.soak, 60, 15)
 const only = flags.only === undefined ? undefined : new RegExp(flags.only)
+const nodeFlags = flags["node-flags"] === undefined ? [] : flags["node-flags"].split(" ").filter((flag) => flag !== "")
 const pgUrl = process.env.BENCH_PG_URL ?? process.env.EFFECT_DCR_TEST_PG_URL
 
 // --- the plan ----------------------------------------------------------------
@@ -648,7 +652,11 @@ const main = async () => {
       flags["cpu-prof"] === undefined || group.kind === "ceiling" || group.kind === "platform-constant"
         ? []
         : ["--cpu-prof", "--cpu-prof-dir", join(flags["cpu-prof"], safe)]
-    const target = spawnNode(group.id, group.script, { core: pin ? 0 : undefined, env, nodeArgs: profile })
+    const target = spawnNode(group.id, group.script, {
+      core: pin ? 0 : undefined,
+      env,
+      nodeArgs: [...nodeFlags, ...profile]
+    })
     children.push(target)
     await target.waitFor(isTargetReady, 600_000, "ready")
     process.stdout.write(
@@ -717,7 +725,15 @@ const main = async () => {
         mode,
         commit: gitDescription(),
         machine,
-        options: { seconds, warmup, connections, clients: clientCount, soakSeconds, only: flags.only },
+        options: {
+          seconds,
+          warmup,
+          connections,
+          clients: clientCount,
+          soakSeconds,
+          only: flags.only,
+          nodeFlags
+        },
         rows,
         checks,
         ...summary,
