@@ -112,13 +112,16 @@ const scan = (text: string, depthLimit: number): number => {
       expectKey = objects.length > 0 && objects[objects.length - 1] === true
       i++
     } else if (c === 0x22 /* " */) {
-      let end = i + 1
-      while (end < length) {
-        const d = text.charCodeAt(end)
-        if (d === 0x5c /* \ */) end += 2
-        else if (d === 0x22) break
-        else end++
+      // Jump from quote to quote (most of a body is inside strings); a quote
+      // preceded by an odd number of backslashes is escaped.
+      let end = text.indexOf('"', i + 1)
+      while (end !== -1) {
+        let backslashes = 0
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++
+        if (backslashes % 2 === 0) break
+        end = text.indexOf('"', end + 1)
       }
+      if (end === -1) end = length
       if (expectKey) {
         members++
         expectKey = false
