@@ -119,7 +119,8 @@ const readNodeBody = (
 export const toServerResponse = (response: ProtocolResponse): HttpServerResponse.HttpServerResponse =>
   response.body === undefined
     ? HttpServerResponse.empty({ status: response.status, headers: response.headers })
-    : HttpServerResponse.text(response.body, {
+    : // Buffer.from encodes UTF-8 faster than the TextEncoder behind HttpServerResponse.text.
+      HttpServerResponse.uint8Array(Buffer.from(response.body, "utf8"), {
         status: response.status,
         headers: response.headers,
         contentType: "application/json"
