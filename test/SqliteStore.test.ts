@@ -7,23 +7,29 @@
  * migrated exactly as that implementation migrates one; the pragmas (WAL,
  * `synchronous`, `busy_timeout`) and a second process's write being waited
  * for; the connection closed with the layer; every failure a `StoreError`
- * naming its operation, with no secret in its message (D20).
+ * naming its operation, with no secret in its message (D20); and the group
+ * commit of its writes (issue 6): the writes issued in one turn of the event
+ * loop commit in one transaction, each with the outcome it would have alone.
  */
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Cause, Effect, Exit, Layer, ManagedRuntime, Option, Redacted } from "effect"
+import Sqlite from "better-sqlite3"
+import { Cause, Effect, Exit, Fiber, Layer, ManagedRuntime, Option, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
 import type { RegisteredClient } from "../src/ClientInformation.js"
 import { ClientStore, type ClientStoreService, type InitialTokenRecord } from "../src/ClientStore.js"
 import { StoreError } from "../src/ProtocolError.js"
 import * as SqlClientStore from "../src/SqlClientStore.js"
 import * as SqliteStore from "../src/SqliteStore.js"
+import * as GroupCommit from "../src/internal/groupCommit.js"
+import * as SqlRows from "../src/internal/sqlRows.js"
 import { busyTimeoutMillis, connect } from "../src/internal/sqliteConnection.js"
+import { make as makeSqliteStore } from "../src/internal/sqliteStore.js"
 import { makeClient } from "./ClientStore.contract.js"
 
 const freshFile = (label: string) => join(mkdtempSync(join(tmpdir(), `effect-dcr-sqlite-${label}-`)), "store.sqlite")
@@ -334,6 +340,415 @@ describe("D20 issue 6: SqliteStore's failures", () => {
     const exit = await Effect.runPromiseExit(Effect.provide(ClientStore, SqliteStore.layer({ filename })))
     expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toStrictEqual(
       Option.some(expect.objectContaining({ _tag: "StoreError" }))
+    )
+  })
+})
+
+/**
+ * The transactions committed to `filename` so far (since the WAL last
+ * restarted): the commit frames of its write-ahead log. Each frame header
+ * carries the database size after the commit in a commit frame and 0 in the
+ * others; frames whose salts differ from the header's are left over from
+ * before a restart. A black-box count: it needs nothing from the store.
+ */
+const walCommits = (filename: string): number => {
+  const wal = readFileSync(`${filename}-wal`)
+  if (wal.length < 32) return 0
+  const pageSize = wal.readUInt32BE(8)
+  const salts = [wal.readUInt32BE(16), wal.readUInt32BE(20)]
+  let commits = 0
+  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
+    if (wal.readUInt32BE(at + 8) !== salts[0] || wal.readUInt32BE(at + 12) !== salts[1]) break
+    if (wal.readUInt32BE(at + 4) !== 0) commits++
+  }
+  return commits
+}
+
+/** One turn of the event loop, so the writes queued before it have been flushed. */
+const nextTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+/** Runs every effect concurrently: all of them are issued in the same turn. */
+const inOneTurn = <const T extends ReadonlyArray<Effect.Effect<unknown, unknown>>>(effects: T) =>
+  Effect.all(
+    effects.map((effect) => Effect.exit(effect)),
+    { concurrency: "unbounded" }
+  )
+
+const storeErrorOf = (exit: Exit.Exit<unknown, unknown>) =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+
+const versionOf = (store: ClientStoreService, clientId: string) =>
+  Effect.map(
+    store.findById(clientId),
+    Option.map((found) => found.version)
+  )
+
+describe("issue 6: SqliteStore commits the writes of one turn together (group commit)", () => {
+  it("issue 6 D15 D22 R7592: many registrations, updates, a rotation, a delete, a revocation and an initial token issued in one turn commit in one transaction, each with its own outcome", async () => {
+    const filename = freshFile("group")
+    const existing = Array.from({ length: 20 }, (_, i) => makeClient(`existing-${i}`))
+    const fresh = Array.from({ length: 30 }, (_, i) => makeClient(`fresh-${i}`))
+    const initial: InitialTokenRecord = {
+      tokenId: "group-initial",
+      expiresAt: 0,
+      usesRemaining: 1,
+      policy: undefined,
+      createdAt: 1
+    }
+    await withStore(SqliteStore.layer({ filename }), (store) =>
+      Effect.gen(function* () {
+        // One after the other: one commit each.
+        const before = walCommits(filename)
+        for (const client of existing) yield* store.insert(client, `token-of-${client.clientId}`)
+        yield* store.insertInitialToken(initial)
+        expect(walCommits(filename) - before).toBe(existing.length + 1)
+
+        const start = walCommits(filename)
+        const [inserted, updated, rotated, removed, revoked, spent, issued] = yield* Effect.all(
+          [
+            Effect.all(
+              fresh.map((client) => store.insert(client, `token-of-${client.clientId}`)),
+              { concurrency: "unbounded" }
+            ),
+            Effect.all(
+              existing.slice(0, 15).map((client) => store.update({ ...client, version: 2 }, 1)),
+              { concurrency: "unbounded" }
+            ),
+            store.update({ ...makeClient("existing-15"), version: 2 }, 1, {
+              revoke: "token-of-existing-15",
+              issue: "rotated-15"
+            }),
+            store.remove("existing-16", 1),
+            store.revokeToken("token-of-existing-17"),
+            store.insert(makeClient("with-initial"), "token-with-initial", { tokenId: initial.tokenId, now: 2 }),
+            store.insertInitialToken({ ...initial, tokenId: "issued-in-group" })
+          ],
+          { concurrency: "unbounded" }
+        )
+        // One transaction for all 51 writes.
+        expect(walCommits(filename) - start).toBe(1)
+
+        expect(inserted).toStrictEqual(fresh.map(() => "inserted"))
+        expect(updated).toStrictEqual(existing.slice(0, 15).map(() => "updated"))
+        expect([rotated, removed, revoked, spent, issued]).toStrictEqual([
+          "updated",
+          true,
+          undefined,
+          "inserted",
+          undefined
+        ])
+        for (const client of fresh) {
+          expect(plain(yield* store.findById(client.clientId))).toStrictEqual(plain(Option.some(client)))
+          expect(yield* store.findTokenOwner(`token-of-${client.clientId}`)).toStrictEqual(Option.some(client.clientId))
+        }
+        for (const client of existing.slice(0, 16)) {
+          expect(yield* versionOf(store, client.clientId)).toStrictEqual(Option.some(2))
+        }
+        expect(yield* store.findTokenOwner("token-of-existing-15")).toStrictEqual(Option.none())
+        expect(yield* store.findTokenOwner("rotated-15")).toStrictEqual(Option.some("existing-15"))
+        // R7592-5-f: the deleted client and every token it owned are gone.
+        expect(yield* store.findById("existing-16")).toStrictEqual(Option.none())
+        expect(yield* store.findTokenOwner("token-of-existing-16")).toStrictEqual(Option.none())
+        expect(yield* store.findTokenOwner("token-of-existing-17")).toStrictEqual(Option.none())
+        expect(yield* versionOf(store, "existing-17")).toStrictEqual(Option.some(1))
+        // D22: the use was spent in the same transaction as the insert.
+        expect(
+          Option.map(yield* store.findInitialToken(initial.tokenId), (found) => found.usesRemaining)
+        ).toStrictEqual(Option.some(0))
+        expect(yield* store.findInitialToken("issued-in-group")).toStrictEqual(
+          Option.some({ ...initial, tokenId: "issued-in-group" })
+        )
+      })
+    )
+  })
+
+  it("issue 6 D15 D22: in one group, a write that fails (a taken id, a stale version, a lost rotation, a spent initial token) undoes only itself, and later writes see the earlier ones", async () => {
+    const filename = freshFile("group-failures")
+    const a = makeClient("a")
+    const b = makeClient("b")
+    const initial: InitialTokenRecord = {
+      tokenId: "one-use",
+      expiresAt: 0,
+      usesRemaining: 1,
+      policy: undefined,
+      createdAt: 1
+    }
+    await withStore(SqliteStore.layer({ filename }), (store) =>
+      Effect.gen(function* () {
+        yield* store.insert(a, "token-a")
+        yield* store.insert(b, "token-b")
+        yield* store.insertInitialToken(initial)
+        const start = walCommits(filename)
+
+        const exits = yield* inOneTurn([
+          store.insert(makeClient("first"), "token-first"),
+          // The client id is taken: a constraint violation, a StoreError.
+          store.insert(makeClient("a", 1, "Impostor"), "token-impostor"),
+          // Spends the initial token's one use ...
+          store.insert(makeClient("spender"), "token-spender", { tokenId: initial.tokenId, now: 2 }),
+          // ... so this one, later in the same group, finds it spent.
+          store.insert(makeClient("too-late"), "token-too-late", { tokenId: initial.tokenId, now: 2 }),
+          // A stale version.
+          store.update({ ...a, version: 3 }, 2),
+          // The rotation replaces b's row, then finds its old token gone: rolled back whole.
+          store.update({ ...b, version: 2 }, 1, { revoke: "not-b-token", issue: "token-b-2" }),
+          // The rotation's new id is taken: a StoreError after the row was replaced; rolled back whole.
+          store.update({ ...a, version: 2 }, 1, { revoke: "token-a", issue: "token-first" }),
+          store.insert(makeClient("last"), "token-last")
+        ])
+        expect(walCommits(filename) - start).toBe(1)
+
+        expect(exits.slice(0, 1).concat(exits.slice(2, 6), exits.slice(7))).toStrictEqual([
+          Exit.succeed("inserted"),
+          Exit.succeed("inserted"),
+          Exit.succeed("initial-token-unavailable"),
+          Exit.succeed("conflict"),
+          Exit.succeed("conflict"),
+          Exit.succeed("inserted")
+        ])
+        const taken = storeErrorOf(exits[1] ?? Exit.void)
+        expect(taken).toBeInstanceOf(StoreError)
+        expect(taken).toMatchObject({ operation: "insert" })
+        expect(String(taken instanceof StoreError ? taken.cause : "")).toMatch(/UNIQUE constraint failed/)
+        expect(storeErrorOf(exits[6] ?? Exit.void)).toMatchObject({ _tag: "StoreError", operation: "update" })
+
+        // The successful writes are all there ...
+        for (const id of ["first", "spender", "last"]) {
+          expect(plain(yield* store.findById(id))).toStrictEqual(plain(Option.some(makeClient(id))))
+          expect(yield* store.findTokenOwner(`token-${id}`)).toStrictEqual(Option.some(id))
+        }
+        // ... and nothing of the failed ones.
+        expect(plain(yield* store.findById("a"))).toStrictEqual(plain(Option.some(a)))
+        expect(plain(yield* store.findById("b"))).toStrictEqual(plain(Option.some(b)))
+        expect(yield* store.findTokenOwner("token-a")).toStrictEqual(Option.some("a"))
+        expect(yield* store.findTokenOwner("token-b")).toStrictEqual(Option.some("b"))
+        expect(yield* store.findTokenOwner("token-impostor")).toStrictEqual(Option.none())
+        expect(yield* store.findTokenOwner("token-b-2")).toStrictEqual(Option.none())
+        expect(yield* store.findTokenOwner("token-first")).toStrictEqual(Option.some("first"))
+        expect(yield* store.findById("too-late")).toStrictEqual(Option.none())
+        expect(yield* store.findTokenOwner("token-too-late")).toStrictEqual(Option.none())
+        expect(
+          Option.map(yield* store.findInitialToken(initial.tokenId), (found) => found.usesRemaining)
+        ).toStrictEqual(Option.some(0))
+      })
+    )
+  })
+
+  it("issue 6 D15: two updates of one client with the same expected version in one group: exactly one is updated, the other a conflict; likewise two rotations of one token", async () => {
+    const filename = freshFile("group-cas")
+    const client = makeClient("contended")
+    const rotating = makeClient("rotating")
+    await withStore(SqliteStore.layer({ filename }), (store) =>
+      Effect.gen(function* () {
+        yield* store.insert(client, "token-contended")
+        yield* store.insert(rotating, "token-rotating")
+        const start = walCommits(filename)
+
+        const first = makeClient(client.clientId, 2, "First writer")
+        const second = makeClient(client.clientId, 2, "Second writer")
+        const rotationOne = makeClient(rotating.clientId, 2, "Rotation one")
+        const rotationTwo = makeClient(rotating.clientId, 2, "Rotation two")
+        const outcomes = yield* Effect.all(
+          [
+            store.update(first, 1),
+            store.update(second, 1),
+            store.update(rotationOne, 1, { revoke: "token-rotating", issue: "rotated-one" }),
+            store.update(rotationTwo, 1, { revoke: "token-rotating", issue: "rotated-two" })
+          ],
+          { concurrency: "unbounded" }
+        )
+        expect(walCommits(filename) - start).toBe(1)
+
+        // Serial order is queue order: the first of each pair wins.
+        expect(outcomes).toStrictEqual(["updated", "conflict", "updated", "conflict"])
+        expect(plain(yield* store.findById(client.clientId))).toStrictEqual(plain(Option.some(first)))
+        expect(plain(yield* store.findById(rotating.clientId))).toStrictEqual(plain(Option.some(rotationOne)))
+        expect(yield* store.findTokenOwner("token-rotating")).toStrictEqual(Option.none())
+        expect(yield* store.findTokenOwner("rotated-one")).toStrictEqual(Option.some(rotating.clientId))
+        expect(yield* store.findTokenOwner("rotated-two")).toStrictEqual(Option.none())
+      })
+    )
+  })
+
+  it("D20 issue 6: a COMMIT that fails fails every write of its group with a StoreError, keeps none of them, and is rolled back so the next group commits", async () => {
+    const filename = freshFile("group-commit-fails")
+    const kept = makeClient("kept")
+    await withStore(SqliteStore.layer({ filename }), (store) => store.insert(kept, "token-kept"))
+    // A deferred foreign key is checked at COMMIT, not by the statement: a
+    // trigger makes inserting a "poison-" client violate one, so the COMMIT of
+    // the group holding that insert fails (better-sqlite3 enables foreign keys).
+    const other = new Sqlite(filename)
+    other.exec(`
+      CREATE TABLE probe_parent (id TEXT PRIMARY KEY);
+      CREATE TABLE probe_child (parent TEXT REFERENCES probe_parent (id) DEFERRABLE INITIALLY DEFERRED);
+      CREATE TRIGGER probe_poison AFTER INSERT ON dcr_clients WHEN NEW.client_id LIKE 'poison-%'
+        BEGIN INSERT INTO probe_child (parent) VALUES ('missing'); END;
+    `)
+    const rows = () => ({
+      clients: other.prepare("SELECT client_id, version FROM dcr_clients ORDER BY client_id").all(),
+      tokens: other.prepare("SELECT token_id, client_id FROM dcr_registration_tokens ORDER BY token_id").all(),
+      initial: other.prepare("SELECT token_id FROM dcr_initial_tokens ORDER BY token_id").all()
+    })
+    try {
+      await withStore(SqliteStore.layer({ filename }), (store) =>
+        Effect.gen(function* () {
+          const before = rows()
+          const start = walCommits(filename)
+          const exits = yield* inOneTurn([
+            store.insert(makeClient("innocent"), "token-innocent"),
+            store.update({ ...kept, version: 2 }, 1),
+            store.insert(makeClient("poison-1"), "token-poison"),
+            store.revokeToken("token-kept"),
+            store.insertInitialToken({
+              tokenId: "initial-in-failed-group",
+              expiresAt: 0,
+              usesRemaining: undefined,
+              policy: undefined,
+              createdAt: 1
+            })
+          ])
+          const operations = ["insert", "update", "insert", "revokeToken", "insertInitialToken"]
+          expect(exits.map(storeErrorOf)).toStrictEqual(
+            operations.map((operation) => expect.objectContaining({ _tag: "StoreError", operation }))
+          )
+          for (const exit of exits) {
+            const error = storeErrorOf(exit)
+            expect(String(error instanceof StoreError ? error.cause : "")).toMatch(/FOREIGN KEY constraint failed/)
+          }
+          // Nothing of the group was kept, not even the writes that were fine.
+          expect(walCommits(filename)).toBe(start)
+          expect(rows()).toStrictEqual(before)
+          expect(yield* store.findById("innocent")).toStrictEqual(Option.none())
+          expect(yield* versionOf(store, "kept")).toStrictEqual(Option.some(1))
+          expect(yield* store.findTokenOwner("token-kept")).toStrictEqual(Option.some("kept"))
+
+          // Rolled back: the next group begins and commits on the same connection.
+          yield* nextTurn
+          expect(yield* store.insert(makeClient("after"), "token-after")).toBe("inserted")
+          expect(yield* store.update({ ...kept, version: 2 }, 1)).toBe("updated")
+          expect(walCommits(filename)).toBe(start + 2)
+        })
+      )
+    } finally {
+      other.close()
+    }
+  })
+
+  it("D20 issue 6: a BEGIN that fails (another connection holds the write lock past busy_timeout) fails every write of its group with a StoreError and writes nothing", async () => {
+    const filename = freshFile("group-begin-fails")
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          // The store's own code on a connection this test holds, so its
+          // busy_timeout can be short (the layer's is 5 s).
+          const db = yield* connect({ filename })
+          db.pragma("busy_timeout = 20")
+          const store = makeSqliteStore(db, SqlRows.makeSealer([]), GroupCommit.make(db))
+          yield* store.insert(makeClient("kept"), "token-kept")
+
+          const other = new Sqlite(filename)
+          other.exec("BEGIN IMMEDIATE")
+          const exits = yield* inOneTurn([
+            store.insert(makeClient("blocked"), "token-blocked"),
+            store.update({ ...makeClient("kept"), version: 2 }, 1),
+            store.remove("kept")
+          ])
+          other.exec("ROLLBACK")
+          other.close()
+
+          expect(exits.map(storeErrorOf)).toStrictEqual(
+            ["insert", "update", "remove"].map((operation) =>
+              expect.objectContaining({ _tag: "StoreError", operation })
+            )
+          )
+          const busy = storeErrorOf(exits[0] ?? Exit.void)
+          expect(String(busy instanceof StoreError ? busy.cause : "")).toMatch(/database is locked/)
+          expect(yield* store.findById("blocked")).toStrictEqual(Option.none())
+          expect(yield* versionOf(store, "kept")).toStrictEqual(Option.some(1))
+          expect(yield* store.findTokenOwner("token-kept")).toStrictEqual(Option.some("kept"))
+          // The lock is free again: the next group commits.
+          expect(yield* store.remove("kept")).toBe(true)
+        })
+      )
+    )
+  })
+
+  it("issue 6: a write whose fiber is interrupted while it waits in the queue is taken out of it and writes nothing, even from an uninterruptible caller; the rest of its group commits", async () => {
+    const filename = freshFile("group-interrupted")
+    await withStore(SqliteStore.layer({ filename }), (store) =>
+      Effect.gen(function* () {
+        const start = walCommits(filename)
+        const witness = yield* Effect.fork(store.insert(makeClient("witness"), "token-witness"))
+        const interrupted = yield* Effect.fork(store.insert(makeClient("interrupted"), "token-interrupted"))
+        // The programs call writes from an uninterruptible region; the wait in the queue is still interruptible.
+        const guarded = yield* Effect.fork(
+          Effect.uninterruptible(store.update({ ...makeClient("witness"), version: 2 }, 1))
+        )
+        yield* Effect.yieldNow()
+        // All three are queued, none flushed yet: a read sees the state before them.
+        for (const fiber of [witness, interrupted, guarded]) {
+          expect((yield* Fiber.status(fiber))._tag).toBe("Suspended")
+        }
+        expect(yield* store.findById("witness")).toStrictEqual(Option.none())
+
+        expect(Exit.isInterrupted(yield* Fiber.interrupt(interrupted))).toBe(true)
+        expect(Exit.isInterrupted(yield* Fiber.interrupt(guarded))).toBe(true)
+        expect(yield* Fiber.join(witness)).toBe("inserted")
+        yield* nextTurn
+
+        expect(walCommits(filename) - start).toBe(1)
+        expect(yield* store.findById("interrupted")).toStrictEqual(Option.none())
+        expect(yield* store.findTokenOwner("token-interrupted")).toStrictEqual(Option.none())
+        expect(yield* versionOf(store, "witness")).toStrictEqual(Option.some(1))
+      })
+    )
+  })
+
+  it("issue 6 D20: a write that committed is answered as committed even when its fiber is interrupted as the answer arrives", async () => {
+    const filename = freshFile("group-answered")
+    await withStore(SqliteStore.layer({ filename }), (store) =>
+      Effect.gen(function* () {
+        const answers: Array<string> = []
+        let target: Fiber.RuntimeFiber<void, StoreError> | undefined
+        // Queued first, so resumed first: it interrupts the other fiber,
+        // whose answer has arrived but has not been taken yet.
+        const interrupter = yield* Effect.fork(
+          Effect.flatMap(store.insert(makeClient("interrupter"), "token-interrupter"), () =>
+            target === undefined ? Effect.void : Effect.asVoid(Fiber.interrupt(target))
+          )
+        )
+        yield* Effect.yieldNow()
+        // As the programs call it: uninterruptible, answering with what the store says.
+        target = yield* Effect.fork(
+          Effect.uninterruptible(
+            Effect.map(store.insert(makeClient("target"), "token-target"), (outcome) => {
+              answers.push(outcome)
+            })
+          )
+        )
+        const exit = yield* Fiber.await(target)
+        yield* Fiber.join(interrupter)
+
+        // The interruption reached the target after the commit ...
+        expect(Exit.isInterrupted(exit)).toBe(true)
+        expect(yield* store.findTokenOwner("token-target")).toStrictEqual(Option.some("target"))
+        // ... and the write was still answered as the success it is.
+        expect(answers).toStrictEqual(["inserted"])
+      })
+    )
+  })
+
+  it("issue 6: writes still queued when the layer closes are committed before the connection closes", async () => {
+    const filename = freshFile("group-close")
+    const runtime = ManagedRuntime.make(SqliteStore.layer({ filename }))
+    const store = await runtime.runPromise(ClientStore)
+    const pending = runtime.runPromise(store.insert(makeClient("late"), "token-late"))
+    await runtime.dispose()
+    expect(await pending).toBe("inserted")
+    await withStore(SqliteStore.layer({ filename }), (reopened) =>
+      Effect.map(reopened.findTokenOwner("token-late"), (owner) => {
+        expect(owner).toStrictEqual(Option.some("late"))
+      })
     )
   })
 })
