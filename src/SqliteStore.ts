@@ -7,34 +7,7 @@
  * a compilation of the tagged template, a span, a semaphore, a prepared
  * statement cache with a TTL and scheduler hops — over 70 % of a read's CPU.
  * Here every statement is prepared once, when the layer is built, and every
- * read is one synchronous call, run at once.
- *
- * Writes are committed in groups (issue 6): a commit costs about 60 µs of
- * CPU (system calls: WAL frames, locks, the WAL index) however little it
- * writes, and under load many requests issue their writes in the same turn
- * of the event loop. Every write (`insert`, `update`, `remove`,
- * `revokeToken`, `insertInitialToken`) is queued, and the queue is flushed at
- * the end of the turn (`setImmediate`; at once when it holds 256 writes) in
- * one `BEGIN IMMEDIATE` transaction, each write a savepoint of its own in
- * it, in the order they were issued, then one COMMIT; each write is answered
- * after that COMMIT. The semantics are those of writes run one after the
- * other: each is whole or not at all, a failing one (a compare-and-set or
- * rotation conflict, a constraint) undoes only itself, and each sees the
- * writes before it. When BEGIN or COMMIT fails, every write of the group
- * fails with a `StoreError` and none of them is kept. An isolated write waits
- * only for the end of the current turn.
- *
- * A read issued while a write is queued sees the state before that write:
- * the write has not been acknowledged yet, as it would not have been if it
- * were still running.
- *
- * Interruption (`ClientStore`'s contract): before its commit point a write
- * seals the client secret (JWE, asynchronous) and then waits in the queue;
- * both are interruptible, and a write interrupted there is taken out of the
- * queue with nothing written. A flush runs synchronously from its BEGIN to
- * its COMMIT, with no point at which a fiber can be interrupted, and a write
- * that was in a committed group is answered as committed, even when its
- * fiber is interrupted as the answer arrives.
+ * operation is one synchronous call.
  *
  * The tables, the migrations and their bookkeeping (`dcr_migrations`) are
  * `SqlClientStore`'s, run by `@effect/sql`'s Migrator over the same
@@ -43,15 +16,22 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
-import { ClientStore } from "./ClientStore.js"
-import type { StoreError } from "./ProtocolError.js"
+import type Sqlite from "better-sqlite3"
+import { Effect, Layer, Option } from "effect"
+import type { RegisteredClient } from "./ClientInformation.js"
+import {
+  ClientStore,
+  type ClientStoreService,
+  type InitialTokenUse,
+  type InsertOutcome,
+  type TokenRotation,
+  type UpdateOutcome
+} from "./ClientStore.js"
+import { StoreError } from "./ProtocolError.js"
 import type * as SqlClientStore from "./SqlClientStore.js"
-import * as GroupCommit from "./internal/groupCommit.js"
 import * as SqlRows from "./internal/sqlRows.js"
 import { attempt } from "./internal/sqlRows.js"
 import { connect } from "./internal/sqliteConnection.js"
-import { make } from "./internal/sqliteStore.js"
 
 /**
  * @since 0.1.0
@@ -73,9 +53,8 @@ export interface Options {
    *   most SQLite-backed servers default to it).
    * - `"full"`: every commit is flushed to the disk before it is answered,
    *   so an acknowledged registration or update also survives a power loss;
-   *   each commit (one per group of writes, see above) then waits for the
-   *   disk (an fsync), and being synchronous, so does every other request of
-   *   the process meanwhile.
+   *   each write then waits for the disk (an fsync), and being synchronous,
+   *   so does every other request of the process meanwhile.
    *
    * What a lost write means here: a registration answered just before a
    * power loss is gone (the client registers again), or an update is (the
@@ -86,6 +65,210 @@ export interface Options {
    * docs/operations.md.
    */
   readonly synchronous?: "normal" | "full" | undefined
+}
+
+/** Ends a transaction early with this outcome; throwing it rolls the transaction back. */
+class Abort {
+  constructor(readonly outcome: UpdateOutcome) {}
+}
+
+/**
+ * The store over an open, migrated database.
+ *
+ * Every operation is one synchronous call of the driver (in `attempt`, a
+ * cheaper `Effect.try`): it runs whole or not at all and no fiber can be
+ * interrupted half way through it, because there is no point inside it at
+ * which a fiber waits. Each write is one `BEGIN IMMEDIATE` transaction (the
+ * write lock is taken first, so a writer in another process is waited for
+ * rather than a lock upgrade failing), in which a client and its tokens
+ * change together or not at all. That is how this store keeps the port's
+ * interruption contract: the only part of a write before its commit point
+ * that takes time is sealing the secret (JWE, asynchronous), which runs
+ * before the transaction and is interruptible with nothing written; from
+ * the transaction's start to its commit nothing can interrupt it, and once
+ * it has committed the answer is the outcome it had.
+ */
+const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService => {
+  // Prepared once; the parameters are typed, the rows are `unknown` and decoded by SqlRows.
+  const ping = db.prepare<[]>("SELECT 1").pluck()
+  const clientById = db.prepare<[clientId: string]>("SELECT * FROM dcr_clients WHERE client_id = ?")
+  const clientExists = db.prepare<[clientId: string]>("SELECT 1 FROM dcr_clients WHERE client_id = ?").pluck()
+  const tokenOwner = db
+    .prepare<[tokenId: string]>("SELECT client_id FROM dcr_registration_tokens WHERE token_id = ?")
+    .pluck()
+  // D22: spend one use, only while the token is live and has one left.
+  const spendInitialToken = db.prepare<[tokenId: string, now: number]>(
+    `UPDATE dcr_initial_tokens SET uses_remaining = uses_remaining - 1
+      WHERE token_id = ? AND (expires_at = 0 OR expires_at > ?) AND (uses_remaining IS NULL OR uses_remaining > 0)`
+  )
+  const insertClient = db.prepare<
+    [
+      clientId: string,
+      issuedAt: number,
+      secret: string | null,
+      secretExpiresAt: number,
+      metadata: string,
+      policy: string | null,
+      version: number
+    ]
+  >(
+    `INSERT INTO dcr_clients
+      (client_id, client_id_issued_at, client_secret, client_secret_expires_at, metadata, policy, version)
+      VALUES (?, ?, ?, ?, ?, ?, ?)`
+  )
+  const insertToken = db.prepare<[tokenId: string, clientId: string]>(
+    "INSERT INTO dcr_registration_tokens (token_id, client_id) VALUES (?, ?)"
+  )
+  const replaceClient = db.prepare<
+    [
+      secret: string | null,
+      secretExpiresAt: number,
+      metadata: string,
+      policy: string | null,
+      version: number,
+      clientId: string,
+      expectedVersion: number
+    ]
+  >(
+    `UPDATE dcr_clients
+      SET client_secret = ?, client_secret_expires_at = ?, metadata = ?, policy = ?, version = ?
+      WHERE client_id = ? AND version = ?`
+  )
+  const deleteOwnToken = db.prepare<[tokenId: string, clientId: string]>(
+    "DELETE FROM dcr_registration_tokens WHERE token_id = ? AND client_id = ?"
+  )
+  const deleteClient = db.prepare<[clientId: string]>("DELETE FROM dcr_clients WHERE client_id = ?")
+  const deleteClientAt = db.prepare<[clientId: string, expectedVersion: number]>(
+    "DELETE FROM dcr_clients WHERE client_id = ? AND version = ?"
+  )
+  const deleteTokensOf = db.prepare<[clientId: string]>("DELETE FROM dcr_registration_tokens WHERE client_id = ?")
+  const deleteToken = db.prepare<[tokenId: string]>("DELETE FROM dcr_registration_tokens WHERE token_id = ?")
+  const insertInitialToken = db.prepare<
+    [tokenId: string, expiresAt: number, usesRemaining: number | null, policy: string | null, createdAt: number]
+  >(
+    `INSERT INTO dcr_initial_tokens (token_id, expires_at, uses_remaining, policy, created_at)
+      VALUES (?, ?, ?, ?, ?)`
+  )
+  const initialTokenById = db.prepare<[tokenId: string]>("SELECT * FROM dcr_initial_tokens WHERE token_id = ?")
+
+  const insert = db.transaction(
+    (
+      client: RegisteredClient,
+      secret: string | null,
+      tokenId: string,
+      initialToken: InitialTokenUse | undefined
+    ): InsertOutcome => {
+      if (initialToken !== undefined && spendInitialToken.run(initialToken.tokenId, initialToken.now).changes === 0) {
+        return "initial-token-unavailable"
+      }
+      insertClient.run(
+        client.clientId,
+        client.clientIdIssuedAt,
+        secret,
+        client.clientSecretExpiresAt,
+        SqlRows.metadataText(client.metadata),
+        SqlRows.policyOf(client.policy),
+        client.version
+      )
+      insertToken.run(tokenId, client.clientId)
+      return "inserted"
+    }
+  )
+
+  const update = db.transaction(
+    (
+      client: RegisteredClient,
+      secret: string | null,
+      expectedVersion: number,
+      rotation: TokenRotation | undefined
+    ): UpdateOutcome => {
+      const replaced = replaceClient.run(
+        secret,
+        client.clientSecretExpiresAt,
+        SqlRows.metadataText(client.metadata),
+        SqlRows.policyOf(client.policy),
+        client.version,
+        client.clientId,
+        expectedVersion
+      )
+      if (replaced.changes === 0) return clientExists.get(client.clientId) === undefined ? "missing" : "conflict"
+      if (rotation !== undefined) {
+        // Only one of two racing rotations finds the old token still there;
+        // the other rolls back the client row it has just replaced.
+        if (deleteOwnToken.run(rotation.revoke, client.clientId).changes === 0) throw new Abort("conflict")
+        insertToken.run(rotation.issue, client.clientId)
+      }
+      return "updated"
+    }
+  )
+
+  const remove = db.transaction((clientId: string, expectedVersion: number | undefined): boolean => {
+    const removed =
+      expectedVersion === undefined ? deleteClient.run(clientId) : deleteClientAt.run(clientId, expectedVersion)
+    if (removed.changes === 0) return false
+    // R7592-5-f: every token it owns goes in the same transaction.
+    deleteTokensOf.run(clientId)
+    return true
+  })
+
+  return {
+    ping: Effect.asVoid(attempt("ping", () => ping.get())),
+
+    // The secret is sealed (async) before the synchronous transaction starts.
+    insert: (client, tokenId, initialToken) =>
+      Effect.flatMap(sealer.seal(client.clientSecret), (secret) =>
+        attempt("insert", () => insert.immediate(client, secret, tokenId, initialToken))
+      ),
+
+    findById: (clientId) =>
+      Effect.flatMap(
+        attempt("findById", () => clientById.get(clientId)),
+        (row) =>
+          row === undefined ? Effect.succeed(Option.none()) : Effect.map(SqlRows.decodeClient(sealer, row), Option.some)
+      ),
+
+    findTokenOwner: (tokenId) =>
+      attempt("findTokenOwner", () => {
+        const owner = tokenOwner.get(tokenId)
+        return owner === undefined ? Option.none() : Option.some(SqlRows.text(owner))
+      }),
+
+    update: (client, expectedVersion, rotation) =>
+      Effect.flatMap(sealer.seal(client.clientSecret), (secret) =>
+        attempt("update", () => {
+          try {
+            return update.immediate(client, secret, expectedVersion, rotation)
+          } catch (error) {
+            if (error instanceof Abort) return error.outcome
+            throw error
+          }
+        })
+      ),
+
+    remove: (clientId, expectedVersion) => attempt("remove", () => remove.immediate(clientId, expectedVersion)),
+
+    revokeToken: (tokenId) => Effect.asVoid(attempt("revokeToken", () => deleteToken.run(tokenId))),
+
+    insertInitialToken: (record) =>
+      Effect.asVoid(
+        attempt("insertInitialToken", () =>
+          insertInitialToken.run(
+            record.tokenId,
+            record.expiresAt,
+            record.usesRemaining ?? null,
+            SqlRows.policyOf(record.policy),
+            record.createdAt
+          )
+        )
+      ),
+
+    findInitialToken: (tokenId) =>
+      Effect.flatMap(
+        attempt("findInitialToken", () => initialTokenById.get(tokenId)),
+        (row) =>
+          row === undefined ? Effect.succeed(Option.none()) : Effect.map(SqlRows.decodeInitialToken(row), Option.some)
+      )
+  }
 }
 
 /**
@@ -104,10 +287,6 @@ export const layer = (options: Options): Layer.Layer<ClientStore, StoreError> =>
     Effect.gen(function* () {
       const sealer = yield* attempt("check the sealing keys", () => SqlRows.makeSealer(options.sealingKeys ?? []))
       const db = yield* connect(options)
-      const writes = GroupCommit.make(db)
-      // Added after the connection's own finalizer, so it runs before the
-      // connection closes: writes still queued are committed, not dropped.
-      yield* Effect.addFinalizer(() => Effect.sync(writes.flush))
-      return yield* attempt("prepare the statements", () => make(db, sealer, writes))
+      return yield* attempt("prepare the statements", () => make(db, sealer))
     })
   )
