@@ -50,12 +50,10 @@ export const layer: Layer.Layer<ClientLookup, never, ClientStore | TokenAuthenti
       lookup: (token, clientId) =>
         token.clientId !== clientId
           ? Effect.fail(wrongClient)
-          : Effect.flatMap(
-              store.findById(clientId),
-              Option.match({
-                onSome: Effect.succeed,
-                onNone: () => Effect.zipRight(tokens.revoke(token), Effect.fail(new ClientNotFound({ clientId })))
-              })
+          : Effect.flatMap(store.findById(clientId), (found) =>
+              Option.isSome(found)
+                ? Effect.succeed(found.value)
+                : Effect.zipRight(tokens.revoke(token), Effect.fail(new ClientNotFound({ clientId })))
             )
     }
   })

@@ -26,7 +26,7 @@ import {
   toResponse
 } from "./ProtocolError.js"
 import { ClientStore } from "./ClientStore.js"
-import { InitialAccessTokens } from "./InitialAccessTokens.js"
+import { InitialAccessTokens, type RegistrationGrant } from "./InitialAccessTokens.js"
 import * as Registration from "./Registration.js"
 import { type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
 import { parseAuthorization } from "./internal/bearer.js"
@@ -291,6 +291,8 @@ const bearerTokenEffect = (
 }
 
 const ok = (info: ClientInformation): ProtocolResponse => informationResponse(200, info)
+const created = (info: ClientInformation): ProtocolResponse => informationResponse(201, info)
+const noGrant: Effect.Effect<RegistrationGrant | undefined> = Effect.succeed(undefined)
 
 const route = (
   request: ProtocolRequest,
@@ -308,19 +310,23 @@ const route = (
   if (path === base) {
     if (isPreflight(request, server)) return Effect.succeed(preflight(["POST"]))
     if (request.method !== "POST") return Effect.fail(postOnly)
-    return Effect.gen(function* () {
-      if (server.registrationRateLimit !== undefined) {
-        const retryAfter = takeRegistration(server, request.remoteAddress ?? "unknown", yield* Clock.currentTimeMillis)
-        if (retryAfter > 0) return yield* Effect.fail(new TooManyRequests({ retryAfterSeconds: retryAfter }))
-      }
-      const initialTokens = yield* InitialAccessTokens
+    // Without a generator: registration is a hot path too.
+    const registration = Effect.flatMap(InitialAccessTokens, (initialTokens) => {
       // D22: a missing initial access token is D5, a malformed one D6, a bad one 401.
-      const grant =
+      const granted: Effect.Effect<RegistrationGrant | undefined, ProtocolError | StoreError> =
         initialTokens.mode === "open"
-          ? undefined
-          : yield* Effect.interruptible(initialTokens.authorize(yield* bearerTokenEffect(request, query)))
-      const body = yield* readBody(request, server)
-      return informationResponse(201, yield* Registration.register(body, grant))
+          ? noGrant
+          : Effect.flatMap(bearerTokenEffect(request, query), (credential) =>
+              Effect.interruptible(initialTokens.authorize(credential))
+            )
+      return Effect.flatMap(granted, (grant) =>
+        Effect.flatMap(readBody(request, server), (body) => Effect.map(Registration.register(body, grant), created))
+      )
+    })
+    if (server.registrationRateLimit === undefined) return registration
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const retryAfter = takeRegistration(server, request.remoteAddress ?? "unknown", now)
+      return retryAfter > 0 ? Effect.fail(new TooManyRequests({ retryAfterSeconds: retryAfter })) : registration
     })
   }
   if (path === wellKnown || (server.issuerPath !== "" && path === wellKnown + server.issuerPath)) {

@@ -75,8 +75,13 @@ export const register = (
       const method = metadata.token_endpoint_auth_method
       const secret = method !== undefined && secretAuthMethods.has(method) ? credentials.clientSecret : noSecret
       return Effect.flatMap(
-        Effect.all([Clock.currentTimeMillis, credentials.clientId, secret]),
-        ([millis, clientId, clientSecret]) => {
+        // Nested flatMaps rather than Effect.all: no tuple machinery per request.
+        Effect.flatMap(Clock.currentTimeMillis, (millis) =>
+          Effect.flatMap(credentials.clientId, (clientId) =>
+            Effect.map(secret, (clientSecret) => ({ millis, clientId, clientSecret }))
+          )
+        ),
+        ({ millis, clientId, clientSecret }) => {
           const now = Math.floor(millis / 1000)
           const client: RegisteredClient = {
             clientId,

@@ -78,12 +78,10 @@ export const layerOpaque: Layer.Layer<TokenAuthenticator, never, ClientStore | C
     return {
       authenticate: (credential) => {
         const tokenId = credentials.hash(credential)
-        return Effect.flatMap(
-          store.findTokenOwner(tokenId),
-          Option.match({
-            onNone: () => Effect.fail(invalid),
-            onSome: (clientId) => Effect.succeed({ clientId, tokenId, value: credential })
-          })
+        return Effect.flatMap(store.findTokenOwner(tokenId), (owner) =>
+          Option.isNone(owner)
+            ? Effect.fail(invalid)
+            : Effect.succeed({ clientId: owner.value, tokenId, value: credential })
         )
       },
       issue: () => Effect.map(credentials.registrationToken, (value) => ({ value, tokenId: credentials.hash(value) })),
