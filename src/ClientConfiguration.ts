@@ -25,7 +25,7 @@ import {
   StoreError
 } from "./ProtocolError.js"
 import { notify, secretExpiry } from "./Registration.js"
-import { ServerMetadata } from "./ServerMetadata.js"
+import { type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
 import { type RegistrationToken, TokenAuthenticator } from "./TokenAuthenticator.js"
 import { isJsonObject } from "./internal/json.js"
 
@@ -126,18 +126,13 @@ export const read = (
   // Written without generators: this is the hottest path of the library.
   Effect.contextWithEffect((context: Context.Context<ConfigurationServices>) => {
     const server = Context.get(context, ServerMetadata)
-    const attempt = Effect.flatMap(authorizeWith(context, credential, clientId, "read"), ({ client, token }) => {
-      const answer = (current: RegisteredClient): ClientInformation => ({
-        client: current,
-        registrationAccessToken: token.value,
-        registrationClientUri: server.clientUri(clientId)
-      })
+    const attempt = Effect.flatMap(authorizeWith(context, credential, clientId, "read"), ({ client, token }) =>
       // D14, R7592-2.1-c: an expired secret is replaced in this very response.
       // Most secrets never expire: no clock read for them.
-      return client.clientSecret === undefined || client.clientSecretExpiresAt === 0
-        ? Effect.succeed(answer(client))
-        : Effect.map(renewIfExpired(client), (renewed) => answer(renewed ?? client))
-    })
+      client.clientSecret === undefined || client.clientSecretExpiresAt === 0
+        ? Effect.succeed(information(client, token.value, server))
+        : Effect.map(renewIfExpired(client), (renewed) => information(renewed ?? client, token.value, server))
+    )
     return traced(server.tracing, "ClientConfiguration.read", retryOnConflict(attempt))
   })
 
@@ -250,22 +245,37 @@ const maxAttempts = 32
  * next attempt starts from authentication, so it sees the winner's rotation
  * or deletion and answers accordingly. Attempts are bounded.
  */
-const retryOnConflict = <A, E, R>(self: Effect.Effect<A, E | Conflict, R>): Effect.Effect<A, E | StoreError, R> => {
-  // A plain loop rather than Effect.retry: the common case (no conflict)
-  // costs one catchIf and nothing else on every request.
-  const attempt = (n: number): Effect.Effect<A, E | StoreError, R> =>
-    Effect.catchIf(self, isConflict, () =>
-      n >= maxAttempts
-        ? Effect.fail(new StoreError({ operation: "too many concurrent changes of one client" }))
-        : // Jittered exponential backoff capped at 50 ms, so that writers
-          // that keep colliding spread out.
-          Effect.zipRight(
-            Effect.interruptible(Effect.sleep(Math.min(50, 1.5 ** n) * (0.5 + Math.random()))),
-            attempt(n + 1)
-          )
-    )
-  return attempt(1)
-}
+const retryOnConflict = <A, E, R>(self: Effect.Effect<A, E | Conflict, R>): Effect.Effect<A, E | StoreError, R> =>
+  attemptNumber(self, 1)
+
+// A plain loop rather than Effect.retry: the common case (no conflict) costs
+// one catchIf and nothing else on every request. (Module-level functions, not
+// closures made per request: tsx's keepNames renames every closure it makes.)
+const attemptNumber = <A, E, R>(
+  self: Effect.Effect<A, E | Conflict, R>,
+  n: number
+): Effect.Effect<A, E | StoreError, R> =>
+  Effect.catchIf(self, isConflict, () =>
+    n >= maxAttempts
+      ? Effect.fail(new StoreError({ operation: "too many concurrent changes of one client" }))
+      : // Jittered exponential backoff capped at 50 ms, so that writers
+        // that keep colliding spread out.
+        Effect.zipRight(
+          Effect.interruptible(Effect.sleep(Math.min(50, 1.5 ** n) * (0.5 + Math.random()))),
+          attemptNumber(self, n + 1)
+        )
+  )
+
+/** The answer of a read or an update: the client with the token it now holds. */
+const information = (
+  client: RegisteredClient,
+  registrationAccessToken: Redacted.Redacted<string>,
+  server: ServerConfig
+): ClientInformation => ({
+  client,
+  registrationAccessToken,
+  registrationClientUri: server.clientUri(client.clientId)
+})
 
 const isConflict = (error: unknown): error is Conflict => error instanceof Conflict
 
@@ -358,18 +368,13 @@ export const update = (
                 version: client.version + 1,
                 policy: client.policy
               }
-              const answer = (registrationAccessToken: Redacted.Redacted<string>): ClientInformation => ({
-                client: next,
-                registrationAccessToken,
-                registrationClientUri: server.clientUri(next.clientId)
-              })
               if (!server.rotateRegistrationTokenOnUpdate) {
-                return Effect.as(commitWith(context, client, next), answer(token.value))
+                return Effect.as(commitWith(context, client, next), information(next, token.value, server))
               }
               return Effect.flatMap(Context.get(context, TokenAuthenticator).issue(client.clientId), (issued) =>
                 Effect.as(
                   commitWith(context, client, next, { revoke: token.tokenId, issue: issued.tokenId }),
-                  answer(issued.value)
+                  information(next, issued.value, server)
                 )
               )
             })

@@ -460,24 +460,27 @@ export const make = (
     return Either.right(result)
   }
 
+  // Not a closure made inside validate: tsx (keepNames) renames each named
+  // closure a function makes, on every call.
+  const finishWith =
+    (context: ValidationContext) =>
+    (request: JsonObject, statement: string | undefined): Effect.Effect<ClientMetadata, MetadataError> => {
+      // The server's own policy wins over the client and over any statement.
+      const checked = checkSync(RegistrationPolicy.applyFixed(context.policy, request))
+      if (Either.isLeft(checked)) return Effect.fail(checked.left)
+      const metadata = checked.right
+      const refused = RegistrationPolicy.check(context.policy, metadata)
+      if (refused !== undefined) return Effect.fail(refused)
+      if (statement !== undefined) metadata.software_statement = statement
+      return isJsonObject(metadata.jwks) ? Effect.as(importJwks(metadata.jwks), metadata) : Effect.succeed(metadata)
+    }
+
   return {
     validate: (input, context) => {
       if (!isJsonObject(input)) {
         return Effect.fail(new InvalidClientMetadata({ description: "client metadata must be a JSON object" }))
       }
-      const finish = (
-        request: JsonObject,
-        statement: string | undefined
-      ): Effect.Effect<ClientMetadata, MetadataError> => {
-        // The server's own policy wins over the client and over any statement.
-        const checked = checkSync(RegistrationPolicy.applyFixed(context.policy, request))
-        if (Either.isLeft(checked)) return Effect.fail(checked.left)
-        const metadata = checked.right
-        const refused = RegistrationPolicy.check(context.policy, metadata)
-        if (refused !== undefined) return Effect.fail(refused)
-        if (statement !== undefined) metadata.software_statement = statement
-        return isJsonObject(metadata.jwks) ? Effect.as(importJwks(metadata.jwks), metadata) : Effect.succeed(metadata)
-      }
+      const finish = finishWith(context)
       if (!statements.supported) return finish(input, undefined)
       const presented = input.software_statement
       if (presented === undefined || presented === null) {

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { Effect, Runtime } from "effect"
+import { Effect, type Exit, Runtime } from "effect"
 import { handle, handleLogged, type ProtocolRequest, type Services } from "./Protocol.js"
 import type { ProtocolResponse } from "./ProtocolError.js"
 import { ServerMetadata } from "./ServerMetadata.js"
@@ -91,6 +91,26 @@ const send = (res: ServerResponse, response: ProtocolResponse): void => {
 }
 
 /**
+ * What to do with a request's outcome. Made by a module-level function that
+ * returns an unnamed closure: tsx (keepNames) renames every named closure a
+ * function makes, on every request.
+ */
+const answerWith =
+  (
+    res: ServerResponse,
+    tooLarge: boolean,
+    queue: (res: ServerResponse, answer: ProtocolResponse) => void
+  ): ((exit: Exit.Exit<ProtocolResponse>) => void) =>
+  (exit) => {
+    if (exit._tag === "Failure") {
+      res.writeHead(500).end()
+      return
+    }
+    if (tooLarge) res.setHeader("connection", "close")
+    queue(res, exit.value)
+  }
+
+/**
  * Makes a listener that runs each request on the current runtime, so the
  * services are built once, not per request.
  *
@@ -167,16 +187,7 @@ export const makeWith = (options: { readonly accessLog: boolean }): Effect.Effec
         remoteAddress: wantsAddress ? req.socket.remoteAddress : undefined,
         accessControlRequestMethod: headers.accessControlRequestMethod
       }
-      run(respond(request), {
-        onExit: (exit) => {
-          if (exit._tag === "Failure") {
-            res.writeHead(500).end()
-            return
-          }
-          if (tooLarge) res.setHeader("connection", "close")
-          queue(res, exit.value)
-        }
-      })
+      run(respond(request), { onExit: answerWith(res, tooLarge, queue) })
     }
 
     return (req, res) => {

@@ -48,10 +48,7 @@ const needsBody = (method: string, contentType: string | undefined): boolean =>
  * length over it is refused unread, and an undeclared one is cut off by the
  * platform's `MaxBodySize`.
  */
-const readBody = (
-  request: HttpServerRequest.HttpServerRequest,
-  limit: number
-): Effect.Effect<{ readonly body: Uint8Array | undefined; readonly tooLarge: boolean }> => {
+const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number): Effect.Effect<ReadBody> => {
   const declared = request.headers["content-length"]
   if (declared !== undefined && Number(declared) > limit) {
     return Effect.succeed({ body: undefined, tooLarge: true })
@@ -68,47 +65,70 @@ const readBody = (
   )
 }
 
+interface ReadBody {
+  readonly body: Uint8Array | undefined
+  readonly tooLarge: boolean
+}
+
 /**
  * Reads a Node message up to `limit` bytes; past it, the rest is drained and
  * thrown away (never buffered) so that the answer still goes out.
  */
-const readNodeBody = (
-  source: IncomingMessage,
-  limit: number
-): Effect.Effect<{ readonly body: Uint8Array | undefined; readonly tooLarge: boolean }> =>
+const readNodeBody = (source: IncomingMessage, limit: number): Effect.Effect<ReadBody> =>
   Effect.async((resume) => {
-    const chunks: Array<Buffer> = []
-    let size = 0
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        cleanup()
-        chunks.length = 0
-        source.resume()
-        resume(Effect.succeed({ body: undefined, tooLarge: true }))
-        return
-      }
-      chunks.push(chunk)
-    }
-    const onEnd = () => {
-      cleanup()
-      resume(Effect.succeed({ body: size === 0 ? undefined : Buffer.concat(chunks, size), tooLarge: false }))
-    }
-    // A broken connection: nobody reads the answer.
-    const onError = () => {
-      cleanup()
-      resume(Effect.succeed({ body: undefined, tooLarge: true }))
-    }
-    const cleanup = () => {
-      source.off("data", onData)
-      source.off("end", onEnd)
-      source.off("error", onError)
-    }
-    source.on("data", onData)
-    source.on("end", onEnd)
-    source.on("error", onError)
-    return Effect.sync(cleanup)
+    const reading = new NodeBodyReading(source, limit, resume)
+    return Effect.sync(() => reading.cleanup())
   })
+
+/**
+ * One body being read. A class with bound methods rather than closures: this
+ * runs for every POST and PUT, and tsx (keepNames) renames each named closure
+ * a function makes, every time it makes it.
+ */
+class NodeBodyReading {
+  private readonly chunks: Array<Buffer> = []
+  private size = 0
+  constructor(
+    private readonly source: IncomingMessage,
+    private readonly limit: number,
+    private readonly resume: (effect: Effect.Effect<ReadBody>) => void
+  ) {
+    this.onData = this.onData.bind(this)
+    this.onEnd = this.onEnd.bind(this)
+    this.onError = this.onError.bind(this)
+    source.on("data", this.onData)
+    source.on("end", this.onEnd)
+    source.on("error", this.onError)
+  }
+  onData(chunk: Buffer): void {
+    this.size += chunk.length
+    if (this.size > this.limit) {
+      this.cleanup()
+      this.chunks.length = 0
+      this.source.resume()
+      this.resume(Effect.succeed({ body: undefined, tooLarge: true }))
+      return
+    }
+    this.chunks.push(chunk)
+  }
+  onEnd(): void {
+    this.cleanup()
+    const size = this.size
+    // One chunk (the usual case for a small body) is used as it is.
+    const body = size === 0 ? undefined : this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, size)
+    this.resume(Effect.succeed({ body, tooLarge: false }))
+  }
+  /** A broken connection: nobody reads the answer. */
+  onError(): void {
+    this.cleanup()
+    this.resume(Effect.succeed({ body: undefined, tooLarge: true }))
+  }
+  cleanup(): void {
+    this.source.off("data", this.onData)
+    this.source.off("end", this.onEnd)
+    this.source.off("error", this.onError)
+  }
+}
 
 /**
  * Converts a protocol response to a platform response.
@@ -141,26 +161,33 @@ export const httpApp: HttpApp.Default<never, Services> = Effect.flatMap(
     const server = Context.get(context, ServerMetadata)
     const rateLimited = server.registrationRateLimit !== undefined
     const contentType = request.headers["content-type"]
-    const toProtocol = (body: Uint8Array | undefined, tooLarge: boolean): ProtocolRequest => ({
-      method: request.method,
-      url: request.url,
-      authorization: authorizationOf(request),
-      contentType,
-      body,
-      bodyTooLarge: tooLarge,
-      origin: request.headers.origin,
-      // The peer address costs a system call; only the registration rate limit reads it.
-      remoteAddress: rateLimited ? Option.getOrUndefined(request.remoteAddress) : undefined,
-      accessControlRequestMethod: request.headers["access-control-request-method"]
-    })
     const answered = needsBody(request.method, contentType)
       ? Effect.flatMap(readBody(request, server.maxBodyBytes), ({ body, tooLarge }) =>
-          handle(toProtocol(body, tooLarge))
+          handle(toProtocol(request, contentType, rateLimited, body, tooLarge))
         )
-      : handle(toProtocol(undefined, false))
+      : handle(toProtocol(request, contentType, rateLimited, undefined, false))
     return Effect.map(answered, toServerResponse)
   }
 )
+
+const toProtocol = (
+  request: HttpServerRequest.HttpServerRequest,
+  contentType: string | undefined,
+  rateLimited: boolean,
+  body: Uint8Array | undefined,
+  tooLarge: boolean
+): ProtocolRequest => ({
+  method: request.method,
+  url: request.url,
+  authorization: authorizationOf(request),
+  contentType,
+  body,
+  bodyTooLarge: tooLarge,
+  origin: request.headers.origin,
+  // The peer address costs a system call; only the registration rate limit reads it.
+  remoteAddress: rateLimited ? Option.getOrUndefined(request.remoteAddress) : undefined,
+  accessControlRequestMethod: request.headers["access-control-request-method"]
+})
 
 /**
  * The endpoints as an `HttpRouter` serving `/register`,
