@@ -70,7 +70,8 @@ if (flags.help) {
   --out FILE         where to write the JSON results (default bench-results/<timestamp>.json)
   --node-flags "F"   extra node flags for every server under test, the ceilings included (e.g.
                      "--max-semi-space-size=32"); recorded in the JSON
-  --cpu-prof DIR     run every library target with node --cpu-prof, writing its profiles into DIR/<group>
+  --cpu-prof DIR     run every library target and the platform constant with node --cpu-prof, writing
+                     its profiles into DIR/<group>
                      (the profiler costs CPU: ratios measured so are not comparable)
 `)
   process.exit(0)
@@ -649,7 +650,7 @@ const main = async () => {
     }
     const startedAt = Date.now()
     const profile =
-      flags["cpu-prof"] === undefined || group.kind === "ceiling" || group.kind === "platform-constant"
+      flags["cpu-prof"] === undefined || group.kind === "ceiling"
         ? []
         : ["--cpu-prof", "--cpu-prof-dir", join(flags["cpu-prof"], safe)]
     const target = spawnNode(group.id, group.script, {
