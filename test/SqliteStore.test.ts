@@ -11,19 +11,19 @@
  */
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Cause, Effect, Exit, Layer, ManagedRuntime, Option, Redacted } from "effect"
+import { Cause, Context, Effect, Exit, Layer, ManagedRuntime, Option, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
 import type { RegisteredClient } from "../src/ClientInformation.js"
 import { ClientStore, type ClientStoreService, type InitialTokenRecord } from "../src/ClientStore.js"
 import { StoreError } from "../src/ProtocolError.js"
 import * as SqlClientStore from "../src/SqlClientStore.js"
 import * as SqliteStore from "../src/SqliteStore.js"
-import { busyTimeoutMillis, connect } from "../src/internal/sqliteConnection.js"
+import { autocheckpointPages, busyTimeoutMillis, connect } from "../src/internal/sqliteConnection.js"
 import { makeClient } from "./ClientStore.contract.js"
 
 const freshFile = (label: string) => join(mkdtempSync(join(tmpdir(), `effect-dcr-sqlite-${label}-`)), "store.sqlite")
@@ -176,16 +176,56 @@ describe("issue 6: SqliteStore's connection", () => {
         Effect.map(connect({ filename: freshFile("pragmas"), synchronous }), (db) => ({
           journal: db.pragma("journal_mode", { simple: true }),
           synchronous: db.pragma("synchronous", { simple: true }),
-          busyTimeout: db.pragma("busy_timeout", { simple: true })
+          busyTimeout: db.pragma("busy_timeout", { simple: true }),
+          autocheckpoint: db.pragma("wal_autocheckpoint", { simple: true })
         }))
       )
     )
 
-  it("issue 6: WAL, synchronous NORMAL by default and FULL when asked, and a busy_timeout", async () => {
+  it("issue 6: WAL, synchronous NORMAL by default and FULL when asked, a busy_timeout, and an 8 000-page autocheckpoint", async () => {
     // SQLite's codes: 1 is NORMAL, 2 is FULL.
-    expect(await pragmas(undefined)).toStrictEqual({ journal: "wal", synchronous: 1, busyTimeout: busyTimeoutMillis })
-    expect(await pragmas("normal")).toStrictEqual({ journal: "wal", synchronous: 1, busyTimeout: busyTimeoutMillis })
-    expect(await pragmas("full")).toStrictEqual({ journal: "wal", synchronous: 2, busyTimeout: busyTimeoutMillis })
+    const common = { journal: "wal", busyTimeout: busyTimeoutMillis, autocheckpoint: autocheckpointPages }
+    expect(await pragmas(undefined)).toStrictEqual({ ...common, synchronous: 1 })
+    expect(await pragmas("normal")).toStrictEqual({ ...common, synchronous: 1 })
+    expect(await pragmas("full")).toStrictEqual({ ...common, synchronous: 2 })
+    expect(autocheckpointPages).toBe(8_000)
+  })
+
+  /**
+   * Writes `count` clients (far fewer WAL pages than the autocheckpoint
+   * size, so no commit checkpoints), then watches the database file for
+   * `waitMillis`: it grows only when something else copies the WAL into it.
+   */
+  const fileGrowth = (backgroundCheckpoints: boolean | undefined, count: number, waitMillis: number) =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const filename = freshFile("checkpointer")
+          const store = yield* Layer.build(SqliteStore.layer({ filename, backgroundCheckpoints }))
+          const clients = Context.get(store, ClientStore)
+          // Let a first background checkpoint take the migrations' pages.
+          yield* Effect.sleep("600 millis")
+          for (let i = 0; i < count; i++) {
+            yield* Effect.orDie(clients.insert(makeClient(`checkpointed-${i}`), `checkpointed-token-${i}`))
+          }
+          const before = statSync(filename).size
+          const deadline = Date.now() + waitMillis
+          while (Date.now() < deadline && statSync(filename).size === before) yield* Effect.sleep("20 millis")
+          return { before, after: statSync(filename).size, wal: statSync(`${filename}-wal`).size }
+        })
+      )
+    )
+
+  it("issue 6: a worker thread copies the WAL into the database file without any commit reaching the autocheckpoint size", async () => {
+    const { before, after, wal } = await fileGrowth(undefined, 200, 5_000)
+    // 200 clients are about a thousand WAL pages: far below 8 000, so only the checkpointer copies them.
+    expect(wal).toBeLessThan(autocheckpointPages * 4096)
+    expect(after).toBeGreaterThan(before)
+  })
+
+  it("issue 6: without the checkpointer (backgroundCheckpoints: false) the pages stay in the WAL until the autocheckpoint size", async () => {
+    const { before, after } = await fileGrowth(false, 200, 600)
+    expect(after).toBe(before)
   })
 
   it("issue 6: a store with synchronous FULL stores and reads like the default one", async () => {
