@@ -10,7 +10,7 @@
 import { traced, tracedProgram } from "./internal/span.js"
 import { Clock, Context, Effect, Option, Redacted } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
-import { forbiddenUpdateMembers, secretAuthMethods } from "./ClientMetadata.js"
+import { type ClientMetadata, forbiddenUpdateMembers, secretAuthMethods } from "./ClientMetadata.js"
 import { ClientEvents } from "./ClientEvents.js"
 import { ClientLookup } from "./ClientLookup.js"
 import { ClientStore, type ClientStoreService, type TokenRotation } from "./ClientStore.js"
@@ -24,7 +24,7 @@ import {
   type InvalidToken,
   StoreError
 } from "./ProtocolError.js"
-import { notify, secretExpiry } from "./Registration.js"
+import { information, notify, secretExpiry } from "./Registration.js"
 import { type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
 import { type RegistrationToken, TokenAuthenticator } from "./TokenAuthenticator.js"
 import { isJsonObject } from "./internal/json.js"
@@ -266,17 +266,6 @@ const attemptNumber = <A, E, R>(
         )
   )
 
-/** The answer of a read or an update: the client with the token it now holds. */
-const information = (
-  client: RegisteredClient,
-  registrationAccessToken: Redacted.Redacted<string>,
-  server: ServerConfig
-): ClientInformation => ({
-  client,
-  registrationAccessToken,
-  registrationClientUri: server.clientUri(client.clientId)
-})
-
 const isConflict = (error: unknown): error is Conflict => error instanceof Conflict
 
 /**
@@ -345,21 +334,9 @@ export const update = (
               validator.validate(body, { operation: "update", current: client, policy: client.policy })
             )
           )
-          return Effect.flatMap(validated, (metadata) => {
-            // D14: a secret exactly when the method uses one; an expired one is replaced.
-            const method = metadata.token_endpoint_auth_method
-            const usesSecret = method !== undefined && secretAuthMethods.has(method)
-            const secretSource = !usesSecret
-              ? Effect.succeed(undefined)
-              : client.clientSecret === undefined
-                ? withNewSecret(client)
-                : client.clientSecretExpiresAt === 0
-                  ? Effect.succeed(client)
-                  : Effect.flatMap(nowSeconds, (now) =>
-                      secretExpired(client, now) ? withNewSecret(client) : Effect.succeed(client)
-                    )
-            return Effect.flatMap(secretSource, (source) => {
-              const next: RegisteredClient = {
+          return Effect.flatMap(validated, (metadata) =>
+            Effect.flatMap(secretFor(client, metadata), (source) =>
+              commitUpdate(context, server, client, token, {
                 clientId: client.clientId,
                 clientIdIssuedAt: client.clientIdIssuedAt,
                 clientSecret: source?.clientSecret,
@@ -367,23 +344,55 @@ export const update = (
                 metadata,
                 version: client.version + 1,
                 policy: client.policy
-              }
-              if (!server.rotateRegistrationTokenOnUpdate) {
-                return Effect.as(commitWith(context, client, next), information(next, token.value, server))
-              }
-              return Effect.flatMap(Context.get(context, TokenAuthenticator).issue(client.clientId), (issued) =>
-                Effect.as(
-                  commitWith(context, client, next, { revoke: token.tokenId, issue: issued.tokenId }),
-                  information(next, issued.value, server)
-                )
-              )
-            })
-          })
+              })
+            )
+          )
         }
       )
     )
     return traced(server.tracing, "ClientConfiguration.update", retryOnConflict(attempt))
   })
+
+/**
+ * D14: where an updated client's secret comes from — none when its method
+ * uses none, a new one when it has none or it has expired, else its own.
+ */
+const secretFor = (
+  client: RegisteredClient,
+  metadata: ClientMetadata
+): Effect.Effect<
+  Pick<RegisteredClient, "clientSecret" | "clientSecretExpiresAt"> | undefined,
+  never,
+  ServerMetadata | Credentials
+> => {
+  const method = metadata.token_endpoint_auth_method
+  if (method === undefined || !secretAuthMethods.has(method)) return Effect.succeed(undefined)
+  if (client.clientSecret === undefined) return withNewSecret(client)
+  // Most secrets never expire: no clock read for them.
+  if (client.clientSecretExpiresAt === 0) return Effect.succeed(client)
+  return Effect.flatMap(nowSeconds, (now) =>
+    secretExpired(client, now) ? withNewSecret(client) : Effect.succeed(client)
+  )
+}
+
+/** Stores the updated client (rotating its token when configured to) and answers with it. */
+const commitUpdate = (
+  context: Context.Context<ConfigurationServices>,
+  server: ServerConfig,
+  client: RegisteredClient,
+  token: RegistrationToken,
+  next: RegisteredClient
+): Effect.Effect<ClientInformation, Conflict | StoreError> => {
+  if (!server.rotateRegistrationTokenOnUpdate) {
+    return Effect.as(commitWith(context, client, next), information(next, token.value, server))
+  }
+  return Effect.flatMap(Context.get(context, TokenAuthenticator).issue(client.clientId), (issued) =>
+    Effect.as(
+      commitWith(context, client, next, { revoke: token.tokenId, issue: issued.tokenId }),
+      information(next, issued.value, server)
+    )
+  )
+}
 
 /**
  * RFC 7592 §2.3: deprovisions the client. The client and every token it owns

@@ -10,6 +10,7 @@ import { Effect, type Exit, Runtime } from "effect"
 import { handle, handleLogged, type ProtocolRequest, type Services } from "./Protocol.js"
 import type { ProtocolResponse } from "./ProtocolError.js"
 import { ServerMetadata } from "./ServerMetadata.js"
+import { joinChunks } from "./internal/chunks.js"
 
 /**
  * @since 0.1.0
@@ -223,13 +224,7 @@ export const makeWith = (options: { readonly accessLog: boolean }): Effect.Effec
       })
       req.on("end", () => {
         if (tooLarge) return
-        dispatch(
-          req,
-          res,
-          headers,
-          size === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size),
-          false
-        )
+        dispatch(req, res, headers, joinChunks(chunks, size), false)
       })
       req.on("error", () => {
         if (!res.headersSent) res.destroy()

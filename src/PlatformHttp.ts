@@ -20,6 +20,7 @@ import { handle, type ProtocolRequest, type Services } from "./Protocol.js"
 import type { ProtocolResponse } from "./ProtocolError.js"
 import { ServerMetadata } from "./ServerMetadata.js"
 import { authorizationValues } from "./internal/bearer.js"
+import { joinChunks } from "./internal/chunks.js"
 
 /**
  * Every `Authorization` value. Node folds repeated `Authorization` headers
@@ -113,10 +114,7 @@ class NodeBodyReading {
   }
   onEnd(): void {
     this.cleanup()
-    const size = this.size
-    // One chunk (the usual case for a small body) is used as it is.
-    const body = size === 0 ? undefined : this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, size)
-    this.resume(Effect.succeed({ body, tooLarge: false }))
+    this.resume(Effect.succeed({ body: joinChunks(this.chunks, this.size), tooLarge: false }))
   }
   /** A broken connection: nobody reads the answer. */
   onError(): void {

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { traced } from "./internal/span.js"
-import { Clock, Context, Effect } from "effect"
+import { Clock, Context, Effect, type Redacted } from "effect"
 import type { ClientInformation, RegisteredClient } from "./ClientInformation.js"
 import { secretAuthMethods } from "./ClientMetadata.js"
 import { ClientEvents } from "./ClientEvents.js"
@@ -14,7 +14,7 @@ import { Credentials } from "./Credentials.js"
 import { MetadataValidator, type MetadataError } from "./MetadataValidator.js"
 import { InvalidToken, type StoreError } from "./ProtocolError.js"
 import type { RegistrationGrant } from "./InitialAccessTokens.js"
-import { ServerMetadata } from "./ServerMetadata.js"
+import { type ServerConfig, ServerMetadata } from "./ServerMetadata.js"
 import { TokenAuthenticator } from "./TokenAuthenticator.js"
 
 /**
@@ -105,11 +105,10 @@ export const register = (
               (outcome): Effect.Effect<ClientInformation, InvalidToken> =>
                 outcome !== "inserted"
                   ? Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
-                  : Effect.as(notify(Context.get(context, ClientEvents).registered(client)), {
-                      client,
-                      registrationAccessToken: token.value,
-                      registrationClientUri: server.clientUri(clientId)
-                    })
+                  : Effect.as(
+                      notify(Context.get(context, ClientEvents).registered(client)),
+                      information(client, token.value, server)
+                    )
             )
           )
         }
@@ -117,6 +116,23 @@ export const register = (
     })
     return traced(server.tracing, "Registration.register", program)
   })
+
+/**
+ * The client information response's content: the client with the
+ * registration access token it now holds, at its configuration endpoint.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const information = (
+  client: RegisteredClient,
+  registrationAccessToken: Redacted.Redacted<string>,
+  server: ServerConfig
+): ClientInformation => ({
+  client,
+  registrationAccessToken,
+  registrationClientUri: server.clientUri(client.clientId)
+})
 
 /**
  * Runs a host hook after a committed change: a failure is logged, never

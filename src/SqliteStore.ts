@@ -30,7 +30,6 @@ import {
 import { StoreError } from "./ProtocolError.js"
 import type * as SqlClientStore from "./SqlClientStore.js"
 import * as SqlRows from "./internal/sqlRows.js"
-import { attempt } from "./internal/sqlRows.js"
 import { connect } from "./internal/sqliteConnection.js"
 
 /**
@@ -228,30 +227,30 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
   })
 
   return {
-    ping: Effect.asVoid(attempt("ping", () => ping.get())),
+    ping: Effect.asVoid(SqlRows.attempt("ping", () => ping.get())),
 
     // The secret is sealed (async) before the synchronous transaction starts.
     insert: (client, tokenId, initialToken) =>
       Effect.flatMap(sealer.seal(client.clientSecret), (secret) =>
-        attempt("insert", () => insert.immediate(client, secret, tokenId, initialToken))
+        SqlRows.attempt("insert", () => insert.immediate(client, secret, tokenId, initialToken))
       ),
 
     findById: (clientId) =>
       Effect.flatMap(
-        attempt("findById", () => clientById.get(clientId)),
+        SqlRows.attempt("findById", () => clientById.get(clientId)),
         (row) =>
           row === undefined ? Effect.succeed(Option.none()) : Effect.map(SqlRows.decodeClient(sealer, row), Option.some)
       ),
 
     findTokenOwner: (tokenId) =>
-      attempt("findTokenOwner", () => {
+      SqlRows.attempt("findTokenOwner", () => {
         const owner = tokenOwner.get(tokenId)
         return owner === undefined ? Option.none() : Option.some(SqlRows.text(owner))
       }),
 
     update: (client, expectedVersion, rotation) =>
       Effect.flatMap(sealer.seal(client.clientSecret), (secret) =>
-        attempt("update", () => {
+        SqlRows.attempt("update", () => {
           try {
             return update.immediate(client, secret, expectedVersion, rotation)
           } catch (error) {
@@ -261,13 +260,13 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
         })
       ),
 
-    remove: (clientId, expectedVersion) => attempt("remove", () => remove.immediate(clientId, expectedVersion)),
+    remove: (clientId, expectedVersion) => SqlRows.attempt("remove", () => remove.immediate(clientId, expectedVersion)),
 
-    revokeToken: (tokenId) => Effect.asVoid(attempt("revokeToken", () => deleteToken.run(tokenId))),
+    revokeToken: (tokenId) => Effect.asVoid(SqlRows.attempt("revokeToken", () => deleteToken.run(tokenId))),
 
     insertInitialToken: (record) =>
       Effect.asVoid(
-        attempt("insertInitialToken", () =>
+        SqlRows.attempt("insertInitialToken", () =>
           insertInitialToken.run(
             record.tokenId,
             record.expiresAt,
@@ -280,7 +279,7 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
 
     findInitialToken: (tokenId) =>
       Effect.flatMap(
-        attempt("findInitialToken", () => initialTokenById.get(tokenId)),
+        SqlRows.attempt("findInitialToken", () => initialTokenById.get(tokenId)),
         (row) =>
           row === undefined ? Effect.succeed(Option.none()) : Effect.map(SqlRows.decodeInitialToken(row), Option.some)
       )
@@ -301,8 +300,10 @@ export const layer = (options: Options): Layer.Layer<ClientStore, StoreError> =>
   Layer.scoped(
     ClientStore,
     Effect.gen(function* () {
-      const sealer = yield* attempt("check the sealing keys", () => SqlRows.makeSealer(options.sealingKeys ?? []))
+      const sealer = yield* SqlRows.attempt("check the sealing keys", () =>
+        SqlRows.makeSealer(options.sealingKeys ?? [])
+      )
       const db = yield* connect(options)
-      return yield* attempt("prepare the statements", () => make(db, sealer))
+      return yield* SqlRows.attempt("prepare the statements", () => make(db, sealer))
     })
   )

@@ -94,6 +94,10 @@ export interface Sealer {
 
 const sealedPrefix = "jwe:"
 const isSealed = (stored: unknown): boolean => typeof stored === "string" && stored.startsWith(sealedPrefix)
+
+/** An unsealed `client_secret` cell as a secret (none when the cell is empty). */
+const plainSecret = (stored: unknown): Redacted.Redacted<string> | undefined =>
+  stored === null || stored === undefined ? undefined : Redacted.make(text(stored))
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -119,9 +123,8 @@ export const makeSealer = (keys: ReadonlyArray<SealingKey>): Sealer => {
     )
   }
   const open = (stored: unknown): Effect.Effect<Redacted.Redacted<string> | undefined, StoreError> => {
-    if (stored === null || stored === undefined) return Effect.succeed(undefined)
+    if (!isSealed(stored)) return Effect.succeed(plainSecret(stored))
     const value = text(stored)
-    if (!value.startsWith(sealedPrefix)) return Effect.succeed(Redacted.make(value))
     return Effect.tryPromise({
       try: () =>
         Jose.compactDecrypt(value.slice(sealedPrefix.length), (header) => {
@@ -155,11 +158,7 @@ export const decodeClient = (sealer: Sealer, value: unknown): Effect.Effect<Regi
   if (!isJsonObject(value)) return Effect.fail(new StoreError({ operation: "decode", cause: new Error(notARow) }))
   const stored = value.client_secret
   // Only a sealed secret needs the asynchronous JWE decryption.
-  if (!isSealed(stored)) {
-    return attempt("decode", () =>
-      toClient(value, stored === null || stored === undefined ? undefined : Redacted.make(text(stored)))
-    )
-  }
+  if (!isSealed(stored)) return attempt("decode", () => toClient(value, plainSecret(stored)))
   return Effect.flatMap(sealer.open(stored), (secret) => attempt("decode", () => toClient(value, secret)))
 }
 

@@ -210,7 +210,11 @@ const backgroundCheckpoints = (
       }),
       (worker) =>
         Effect.async<void>((resume) => {
+          // Once: after a terminate, both its promise and the exit event call it.
+          let stopped = false
           const done = () => {
+            if (stopped) return
+            stopped = true
             clearTimeout(deadline)
             resume(Effect.void)
           }
