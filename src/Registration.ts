@@ -83,7 +83,7 @@ export const register = (
         ),
         ({ millis, clientId, clientSecret }) => {
           const now = Math.floor(millis / 1000)
-          const client: RegisteredClient = {
+          return insertClient(context, server, grant, {
             clientId,
             clientIdIssuedAt: now,
             clientSecret,
@@ -92,30 +92,38 @@ export const register = (
             metadata,
             version: 1,
             policy: grant.policy
-          }
-          return Effect.flatMap(Context.get(context, TokenAuthenticator).issue(clientId), (token) =>
-            Effect.flatMap(
-              // D22: one use of an issued token is spent in the same step as the insert.
-              traced(
-                server.tracing,
-                "ClientStore.insert",
-                // Called uninterruptibly: see ClientStore on interruption and commits.
-                Context.get(context, ClientStore).insert(client, token.tokenId, grant.use)
-              ),
-              (outcome): Effect.Effect<ClientInformation, InvalidToken> =>
-                outcome !== "inserted"
-                  ? Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
-                  : Effect.as(
-                      notify(Context.get(context, ClientEvents).registered(client)),
-                      information(client, token.value, server)
-                    )
-            )
-          )
+          })
         }
       )
     })
     return traced(server.tracing, "Registration.register", program)
   })
+
+/** Issues the client's registration access token, stores both (spending the grant's use) and answers. */
+const insertClient = (
+  context: Context.Context<RegistrationServices>,
+  server: ServerConfig,
+  grant: RegistrationGrant,
+  client: RegisteredClient
+): Effect.Effect<ClientInformation, InvalidToken | StoreError> =>
+  Effect.flatMap(Context.get(context, TokenAuthenticator).issue(client.clientId), (token) =>
+    Effect.flatMap(
+      // D22: one use of an issued token is spent in the same step as the insert.
+      traced(
+        server.tracing,
+        "ClientStore.insert",
+        // Called uninterruptibly: see ClientStore on interruption and commits.
+        Context.get(context, ClientStore).insert(client, token.tokenId, grant.use)
+      ),
+      (outcome) =>
+        outcome !== "inserted"
+          ? Effect.fail(new InvalidToken({ description: "the initial access token is invalid" }))
+          : Effect.as(
+              notify(Context.get(context, ClientEvents).registered(client)),
+              information(client, token.value, server)
+            )
+    )
+  )
 
 /**
  * The client information response's content: the client with the
