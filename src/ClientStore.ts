@@ -2,9 +2,11 @@
  * Step 5 of RFC 7592: persistence. The port every store implements, and the
  * in-memory store.
  *
- * A client owns one or more registration access tokens, kept by token id (for
- * opaque tokens the SHA-256 of the token, never the token itself, D15). Every
- * mutation is atomic: a client and its tokens change together or not at all.
+ * A client holds one registration access token at a time, kept by token id
+ * (for opaque tokens the SHA-256 of the token, never the token itself, D15):
+ * registering issues it, a rotation replaces it in the same step as the
+ * update, a revocation clears it, and removing the client removes it. Every
+ * mutation is atomic: a client and its token change together or not at all.
  *
  * Interruption: the programs call the mutations (`insert`, `update`,
  * `remove`) from an uninterruptible region, so that a write that has
@@ -121,12 +123,12 @@ export interface ClientStoreService {
     rotation?: TokenRotation
   ) => Effect.Effect<UpdateOutcome, StoreError>
   /**
-   * Removes a client and every token it owns; false when it was not there or,
+   * Removes a client and its token; false when it was not there or,
    * given `expectedVersion`, when its stored version differs (a concurrent
    * update won: the caller re-checks its token before trying again).
    */
   readonly remove: (clientId: string, expectedVersion?: number) => Effect.Effect<boolean, StoreError>
-  /** Makes one token id stop working (D2). */
+  /** Makes a token id stop working (D2); its client, if any, stays, with no live token. */
   readonly revokeToken: (tokenId: string) => Effect.Effect<void, StoreError>
   /** Answers when the store is reachable (`GET /healthz`); absent means always. */
   readonly ping?: Effect.Effect<void, StoreError> | undefined
@@ -150,9 +152,9 @@ export class ClientStore extends Context.Tag("effect-dcr/ClientStore")<ClientSto
  */
 export const makeMemory = (): ClientStoreService => {
   const clients = new Map<string, RegisteredClient>()
-  // token id -> client id, and client id -> its token ids
+  // token id -> client id, and client id -> its live token id
   const tokenOwners = new Map<string, string>()
-  const tokensOf = new Map<string, Set<string>>()
+  const tokenOf = new Map<string, string>()
   const initialTokens = new Map<string, InitialTokenRecord>()
 
   return {
@@ -172,7 +174,7 @@ export const makeMemory = (): ClientStoreService => {
         }
         clients.set(client.clientId, client)
         tokenOwners.set(tokenId, client.clientId)
-        tokensOf.set(client.clientId, new Set([tokenId]))
+        tokenOf.set(client.clientId, tokenId)
         return Effect.succeed("inserted")
       }),
     findById: (clientId) => Effect.sync(() => Option.fromNullable(clients.get(clientId))),
@@ -186,11 +188,9 @@ export const makeMemory = (): ClientStoreService => {
           if (tokenOwners.get(rotation.revoke) !== client.clientId || tokenOwners.has(rotation.issue)) {
             return "conflict"
           }
-          const owned = tokensOf.get(client.clientId)
           tokenOwners.delete(rotation.revoke)
-          owned?.delete(rotation.revoke)
           tokenOwners.set(rotation.issue, client.clientId)
-          owned?.add(rotation.issue)
+          tokenOf.set(client.clientId, rotation.issue)
         }
         clients.set(client.clientId, client)
         return "updated"
@@ -202,10 +202,10 @@ export const makeMemory = (): ClientStoreService => {
           return false
         }
         const existed = clients.delete(clientId)
-        const owned = tokensOf.get(clientId)
+        const owned = tokenOf.get(clientId)
         if (owned !== undefined) {
-          for (const tokenId of owned) tokenOwners.delete(tokenId)
-          tokensOf.delete(clientId)
+          tokenOwners.delete(owned)
+          tokenOf.delete(clientId)
         }
         return existed
       }),
@@ -214,7 +214,7 @@ export const makeMemory = (): ClientStoreService => {
         const owner = tokenOwners.get(tokenId)
         if (owner === undefined) return
         tokenOwners.delete(tokenId)
-        tokensOf.get(owner)?.delete(tokenId)
+        tokenOf.delete(owner)
       }),
     insertInitialToken: (record) =>
       Effect.suspend(() => {

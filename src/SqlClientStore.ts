@@ -6,10 +6,13 @@
  * cells (the row codec and the sealing are shared, in `internal/sqlRows`),
  * but talks to better-sqlite3 directly (issue 6).
  *
- * Every mutation is one transaction: a client and its registration access
- * tokens change together or not at all; an update is a compare-and-set on the
- * client's version; spending an initial access token is a conditional
- * decrement in the same transaction as the insert it pays for.
+ * A client's registration access token is a column of its row
+ * (`registration_token_id`, unique; migration 2): registering writes one row,
+ * a rotation is part of the update's compare-and-set, deleting the row
+ * deletes the token with it, and finding a token's owner is one index
+ * lookup. Every mutation is atomic: one statement, or one transaction where
+ * it takes two (spending an initial access token is a conditional decrement
+ * in the same transaction as the insert it pays for).
  *
  * Tokens are kept as their SHA-256 (or, for JWT tokens, their `jti`), never
  * as the token; metadata and policies are JSON text in both dialects.
@@ -54,6 +57,23 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
       policy TEXT,
       created_at BIGINT NOT NULL
     )`
+  }),
+  // Issue 6: the token as a column of its client's row. A client holds one
+  // registration access token at a time (registering issues it, a rotation
+  // replaces it in the update's compare-and-set, a revocation clears it), so
+  // a second table only cost a registration two more B-trees to write and a
+  // read a second lookup. Copies every live token (tokens whose client row is
+  // gone are dropped: no request could use them). The programs never give a
+  // client two tokens; should a database hold two for one client (written by
+  // hand), the smallest token id is kept.
+  "2_registration_token_on_client": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE dcr_clients ADD COLUMN registration_token_id TEXT`
+    yield* sql`UPDATE dcr_clients SET registration_token_id = (
+      SELECT MIN(t.token_id) FROM dcr_registration_tokens t WHERE t.client_id = dcr_clients.client_id
+    )`
+    yield* sql`CREATE UNIQUE INDEX dcr_clients_registration_token_id ON dcr_clients (registration_token_id)`
+    yield* sql`DROP TABLE dcr_registration_tokens`
   })
 }
 
@@ -94,6 +114,8 @@ export interface Options {
 
 const inserted: InsertOutcome = "inserted"
 const updatedOutcome: UpdateOutcome = "updated"
+const missing: UpdateOutcome = "missing"
+const conflict: UpdateOutcome = "conflict"
 
 /** A transaction ends early, rolling back, with this outcome. */
 class Abort<A> {
@@ -152,11 +174,11 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
                 if (spent.length === 0) return yield* Effect.fail(new Abort<InsertOutcome>("initial-token-unavailable"))
               }
               yield* sql`INSERT INTO dcr_clients
-            (client_id, client_id_issued_at, client_secret, client_secret_expires_at, metadata, policy, version)
+            (client_id, client_id_issued_at, client_secret, client_secret_expires_at, metadata, policy, version,
+              registration_token_id)
             VALUES (${client.clientId}, ${client.clientIdIssuedAt}, ${secret},
               ${client.clientSecretExpiresAt}, ${SqlRows.metadataText(client.metadata)}, ${SqlRows.policyOf(client.policy)},
-              ${client.version})`
-              yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id) VALUES (${tokenId}, ${client.clientId})`
+              ${client.version}, ${tokenId})`
               return inserted
             })
           )
@@ -173,63 +195,57 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
         ),
 
       findTokenOwner: (tokenId) =>
-        sql`SELECT client_id FROM dcr_registration_tokens WHERE token_id = ${tokenId}`.pipe(
+        sql`SELECT client_id FROM dcr_clients WHERE registration_token_id = ${tokenId}`.pipe(
           storeError("findTokenOwner"),
           Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => SqlRows.text(row.client_id)))
         ),
 
       update: (client, expectedVersion, rotation) =>
         Effect.flatMap(sealer.seal(client.clientSecret), (secret) =>
-          transaction<UpdateOutcome, UpdateOutcome>(
+          transaction<UpdateOutcome, never>(
             "update",
             Effect.gen(function* () {
-              const updated = yield* sql`UPDATE dcr_clients SET
-              client_secret = ${secret},
-              client_secret_expires_at = ${client.clientSecretExpiresAt},
-              metadata = ${SqlRows.metadataText(client.metadata)},
-              policy = ${SqlRows.policyOf(client.policy)},
-              version = ${client.version}
-            WHERE client_id = ${client.clientId} AND version = ${expectedVersion}
-            RETURNING client_id`
-              if (updated.length === 0) {
-                const exists = yield* sql`SELECT 1 AS found FROM dcr_clients WHERE client_id = ${client.clientId}`
-                return yield* Effect.fail(new Abort<UpdateOutcome>(exists.length === 0 ? "missing" : "conflict"))
-              }
-              if (rotation !== undefined) {
-                // Only one of two racing rotations finds the old token still there.
-                const revoked = yield* sql`DELETE FROM dcr_registration_tokens
-              WHERE token_id = ${rotation.revoke} AND client_id = ${client.clientId}
-              RETURNING token_id`
-                if (revoked.length === 0) return yield* Effect.fail(new Abort<UpdateOutcome>("conflict"))
-                yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id)
-              VALUES (${rotation.issue}, ${client.clientId})`
-              }
-              return updatedOutcome
+              const metadata = SqlRows.metadataText(client.metadata)
+              const policy = SqlRows.policyOf(client.policy)
+              // One compare-and-set: on the version and, for a rotation, on the
+              // token still being the live one too, so only one of two racing
+              // rotations can win.
+              const updated =
+                rotation === undefined
+                  ? yield* sql`UPDATE dcr_clients SET
+                  client_secret = ${secret}, client_secret_expires_at = ${client.clientSecretExpiresAt},
+                  metadata = ${metadata}, policy = ${policy}, version = ${client.version}
+                WHERE client_id = ${client.clientId} AND version = ${expectedVersion}
+                RETURNING client_id`
+                  : yield* sql`UPDATE dcr_clients SET
+                  client_secret = ${secret}, client_secret_expires_at = ${client.clientSecretExpiresAt},
+                  metadata = ${metadata}, policy = ${policy}, version = ${client.version},
+                  registration_token_id = ${rotation.issue}
+                WHERE client_id = ${client.clientId} AND version = ${expectedVersion}
+                  AND registration_token_id = ${rotation.revoke}
+                RETURNING client_id`
+              if (updated.length > 0) return updatedOutcome
+              const exists = yield* sql`SELECT 1 AS found FROM dcr_clients WHERE client_id = ${client.clientId}`
+              return exists.length === 0 ? missing : conflict
             })
           )
         ),
 
       remove: (clientId, expectedVersion) =>
+        // R7592-5-f: the client's token is a column of its row and goes with it.
         transaction<boolean, never>(
           "remove",
-          Effect.gen(function* () {
-            // The client row first: it is the lock every update of this client
-            // takes first too (no deadlock), and once it is held, the token
-            // delete sees every token a committed rotation issued.
-            const removed =
-              expectedVersion === undefined
-                ? yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} RETURNING client_id`
-                : yield* sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} AND version = ${expectedVersion}
-                  RETURNING client_id`
-            if (removed.length === 0) return false
-            // R7592-5-f: every token it owns goes in the same transaction.
-            yield* sql`DELETE FROM dcr_registration_tokens WHERE client_id = ${clientId}`
-            return true
-          })
+          Effect.map(
+            expectedVersion === undefined
+              ? sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} RETURNING client_id`
+              : sql`DELETE FROM dcr_clients WHERE client_id = ${clientId} AND version = ${expectedVersion}
+                RETURNING client_id`,
+            (removed) => removed.length > 0
+          )
         ),
 
       revokeToken: (tokenId) =>
-        sql`DELETE FROM dcr_registration_tokens WHERE token_id = ${tokenId}`.pipe(
+        sql`UPDATE dcr_clients SET registration_token_id = NULL WHERE registration_token_id = ${tokenId}`.pipe(
           storeError("revokeToken"),
           Effect.asVoid
         ),

@@ -82,26 +82,23 @@ export interface Options {
   readonly backgroundCheckpoints?: boolean | undefined
 }
 
-/** Ends a transaction early with this outcome; throwing it rolls the transaction back. */
-class Abort {
-  constructor(readonly outcome: UpdateOutcome) {}
-}
-
 /**
  * The store over an open, migrated database.
  *
  * Every operation is one synchronous call of the driver (in `attempt`, a
  * cheaper `Effect.try`): it runs whole or not at all and no fiber can be
  * interrupted half way through it, because there is no point inside it at
- * which a fiber waits. Each write is one `BEGIN IMMEDIATE` transaction (the
- * write lock is taken first, so a writer in another process is waited for
- * rather than a lock upgrade failing), in which a client and its tokens
- * change together or not at all. That is how this store keeps the port's
- * interruption contract: the only part of a write before its commit point
- * that takes time is sealing the secret (JWE, asynchronous), which runs
- * before the transaction and is interruptible with nothing written; from
- * the transaction's start to its commit nothing can interrupt it, and once
- * it has committed the answer is the outcome it had.
+ * which a fiber waits. A client and its registration access token are one
+ * row, so each write is one statement — its own transaction, which SQLite
+ * begins by taking the write lock, as `BEGIN IMMEDIATE` would, so a writer
+ * in another process is waited for rather than a lock upgrade failing —
+ * except a registration that spends an initial access token, which is one
+ * `BEGIN IMMEDIATE` transaction of two. That is how this store keeps the
+ * port's interruption contract: the only part of a write before its commit
+ * point that takes time is sealing the secret (JWE, asynchronous), which
+ * runs before the statement and is interruptible with nothing written; from
+ * the statement's start to its commit nothing can interrupt it, and once it
+ * has committed the answer is the outcome it had.
  */
 const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService => {
   // Prepared once; the parameters are typed, the rows are `unknown` and decoded by SqlRows.
@@ -109,7 +106,7 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
   const clientById = db.prepare<[clientId: string]>("SELECT * FROM dcr_clients WHERE client_id = ?")
   const clientExists = db.prepare<[clientId: string]>("SELECT 1 FROM dcr_clients WHERE client_id = ?").pluck()
   const tokenOwner = db
-    .prepare<[tokenId: string]>("SELECT client_id FROM dcr_registration_tokens WHERE token_id = ?")
+    .prepare<[tokenId: string]>("SELECT client_id FROM dcr_clients WHERE registration_token_id = ?")
     .pluck()
   // D22: spend one use, only while the token is live and has one left.
   const spendInitialToken = db.prepare<[tokenId: string, now: number]>(
@@ -124,15 +121,14 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
       secretExpiresAt: number,
       metadata: string,
       policy: string | null,
-      version: number
+      version: number,
+      tokenId: string
     ]
   >(
     `INSERT INTO dcr_clients
-      (client_id, client_id_issued_at, client_secret, client_secret_expires_at, metadata, policy, version)
-      VALUES (?, ?, ?, ?, ?, ?, ?)`
-  )
-  const insertToken = db.prepare<[tokenId: string, clientId: string]>(
-    "INSERT INTO dcr_registration_tokens (token_id, client_id) VALUES (?, ?)"
+      (client_id, client_id_issued_at, client_secret, client_secret_expires_at, metadata, policy, version,
+        registration_token_id)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
   )
   const replaceClient = db.prepare<
     [
@@ -149,15 +145,33 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
       SET client_secret = ?, client_secret_expires_at = ?, metadata = ?, policy = ?, version = ?
       WHERE client_id = ? AND version = ?`
   )
-  const deleteOwnToken = db.prepare<[tokenId: string, clientId: string]>(
-    "DELETE FROM dcr_registration_tokens WHERE token_id = ? AND client_id = ?"
+  // The compare-and-set of an update with a rotation: on the version and on
+  // the old token still being the live one.
+  const replaceClientRotating = db.prepare<
+    [
+      secret: string | null,
+      secretExpiresAt: number,
+      metadata: string,
+      policy: string | null,
+      version: number,
+      issue: string,
+      clientId: string,
+      expectedVersion: number,
+      revoke: string
+    ]
+  >(
+    `UPDATE dcr_clients
+      SET client_secret = ?, client_secret_expires_at = ?, metadata = ?, policy = ?, version = ?,
+        registration_token_id = ?
+      WHERE client_id = ? AND version = ? AND registration_token_id = ?`
   )
   const deleteClient = db.prepare<[clientId: string]>("DELETE FROM dcr_clients WHERE client_id = ?")
   const deleteClientAt = db.prepare<[clientId: string, expectedVersion: number]>(
     "DELETE FROM dcr_clients WHERE client_id = ? AND version = ?"
   )
-  const deleteTokensOf = db.prepare<[clientId: string]>("DELETE FROM dcr_registration_tokens WHERE client_id = ?")
-  const deleteToken = db.prepare<[tokenId: string]>("DELETE FROM dcr_registration_tokens WHERE token_id = ?")
+  const clearToken = db.prepare<[tokenId: string]>(
+    "UPDATE dcr_clients SET registration_token_id = NULL WHERE registration_token_id = ?"
+  )
   const insertInitialToken = db.prepare<
     [tokenId: string, expiresAt: number, usesRemaining: number | null, policy: string | null, createdAt: number]
   >(
@@ -166,65 +180,68 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
   )
   const initialTokenById = db.prepare<[tokenId: string]>("SELECT * FROM dcr_initial_tokens WHERE token_id = ?")
 
-  const insert = db.transaction(
+  const insertRow = (client: RegisteredClient, secret: string | null, tokenId: string): void => {
+    insertClient.run(
+      client.clientId,
+      client.clientIdIssuedAt,
+      secret,
+      client.clientSecretExpiresAt,
+      SqlRows.metadataText(client.metadata),
+      SqlRows.policyOf(client.policy),
+      client.version,
+      tokenId
+    )
+  }
+
+  // D22: the use is spent and the row inserted in one transaction.
+  const insertSpending = db.transaction(
     (
       client: RegisteredClient,
       secret: string | null,
       tokenId: string,
-      initialToken: InitialTokenUse | undefined
+      initialToken: InitialTokenUse
     ): InsertOutcome => {
-      if (initialToken !== undefined && spendInitialToken.run(initialToken.tokenId, initialToken.now).changes === 0) {
+      if (spendInitialToken.run(initialToken.tokenId, initialToken.now).changes === 0) {
         return "initial-token-unavailable"
       }
-      insertClient.run(
-        client.clientId,
-        client.clientIdIssuedAt,
-        secret,
-        client.clientSecretExpiresAt,
-        SqlRows.metadataText(client.metadata),
-        SqlRows.policyOf(client.policy),
-        client.version
-      )
-      insertToken.run(tokenId, client.clientId)
+      insertRow(client, secret, tokenId)
       return "inserted"
     }
   )
 
-  const update = db.transaction(
-    (
-      client: RegisteredClient,
-      secret: string | null,
-      expectedVersion: number,
-      rotation: TokenRotation | undefined
-    ): UpdateOutcome => {
-      const replaced = replaceClient.run(
-        secret,
-        client.clientSecretExpiresAt,
-        SqlRows.metadataText(client.metadata),
-        SqlRows.policyOf(client.policy),
-        client.version,
-        client.clientId,
-        expectedVersion
-      )
-      if (replaced.changes === 0) return clientExists.get(client.clientId) === undefined ? "missing" : "conflict"
-      if (rotation !== undefined) {
-        // Only one of two racing rotations finds the old token still there;
-        // the other rolls back the client row it has just replaced.
-        if (deleteOwnToken.run(rotation.revoke, client.clientId).changes === 0) throw new Abort("conflict")
-        insertToken.run(rotation.issue, client.clientId)
-      }
-      return "updated"
-    }
-  )
-
-  const remove = db.transaction((clientId: string, expectedVersion: number | undefined): boolean => {
-    const removed =
-      expectedVersion === undefined ? deleteClient.run(clientId) : deleteClientAt.run(clientId, expectedVersion)
-    if (removed.changes === 0) return false
-    // R7592-5-f: every token it owns goes in the same transaction.
-    deleteTokensOf.run(clientId)
-    return true
-  })
+  const update = (
+    client: RegisteredClient,
+    secret: string | null,
+    expectedVersion: number,
+    rotation: TokenRotation | undefined
+  ): UpdateOutcome => {
+    const metadata = SqlRows.metadataText(client.metadata)
+    const policy = SqlRows.policyOf(client.policy)
+    const replaced =
+      rotation === undefined
+        ? replaceClient.run(
+            secret,
+            client.clientSecretExpiresAt,
+            metadata,
+            policy,
+            client.version,
+            client.clientId,
+            expectedVersion
+          )
+        : replaceClientRotating.run(
+            secret,
+            client.clientSecretExpiresAt,
+            metadata,
+            policy,
+            client.version,
+            rotation.issue,
+            client.clientId,
+            expectedVersion,
+            rotation.revoke
+          )
+    if (replaced.changes > 0) return "updated"
+    return clientExists.get(client.clientId) === undefined ? "missing" : "conflict"
+  }
 
   return {
     ping: Effect.asVoid(SqlRows.attempt("ping", () => ping.get())),
@@ -232,7 +249,11 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
     // The secret is sealed (async) before the synchronous transaction starts.
     insert: (client, tokenId, initialToken) =>
       Effect.flatMap(sealer.seal(client.clientSecret), (secret) =>
-        SqlRows.attempt("insert", () => insert.immediate(client, secret, tokenId, initialToken))
+        SqlRows.attempt("insert", (): InsertOutcome => {
+          if (initialToken !== undefined) return insertSpending.immediate(client, secret, tokenId, initialToken)
+          insertRow(client, secret, tokenId)
+          return "inserted"
+        })
       ),
 
     findById: (clientId) =>
@@ -250,19 +271,19 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
 
     update: (client, expectedVersion, rotation) =>
       Effect.flatMap(sealer.seal(client.clientSecret), (secret) =>
-        SqlRows.attempt("update", () => {
-          try {
-            return update.immediate(client, secret, expectedVersion, rotation)
-          } catch (error) {
-            if (error instanceof Abort) return error.outcome
-            throw error
-          }
-        })
+        SqlRows.attempt("update", () => update(client, secret, expectedVersion, rotation))
       ),
 
-    remove: (clientId, expectedVersion) => SqlRows.attempt("remove", () => remove.immediate(clientId, expectedVersion)),
+    // R7592-5-f: the client's token is a column of its row and goes with it.
+    remove: (clientId, expectedVersion) =>
+      SqlRows.attempt(
+        "remove",
+        () =>
+          (expectedVersion === undefined ? deleteClient.run(clientId) : deleteClientAt.run(clientId, expectedVersion))
+            .changes > 0
+      ),
 
-    revokeToken: (tokenId) => Effect.asVoid(SqlRows.attempt("revokeToken", () => deleteToken.run(tokenId))),
+    revokeToken: (tokenId) => Effect.asVoid(SqlRows.attempt("revokeToken", () => clearToken.run(tokenId))),
 
     insertInitialToken: (record) =>
       Effect.asVoid(

@@ -347,7 +347,7 @@ const concurrencySuite = (backend: Backend) =>
       expect(after.status).toBe(401)
     })
 
-    it(`D15 D20 an update whose rotation finds its RAT gone rolls back the client row it already changed (${backend.name})`, async () => {
+    it(`D15 D20 an update whose rotation finds its RAT gone changes nothing: not the client row, not its RAT (${backend.name})`, async () => {
       const server = serverOn()
       const { clientId, token } = await register(server)
       const before = await storedClient(server, clientId)
@@ -360,7 +360,7 @@ const concurrencySuite = (backend: Backend) =>
       }
       const newTokenId = `never-issued-${randomUUID()}`
 
-      // The UPDATE of dcr_clients matches (right version); the token DELETE then finds nothing.
+      // The version matches; the RAT named for revocation is not the live one.
       const outcome = await server.run(
         Effect.flatMap(ClientStore.ClientStore, (store) =>
           store.update(next, client.version, { revoke: "not-a-live-token", issue: newTokenId })

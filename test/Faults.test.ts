@@ -5,8 +5,9 @@
  * (twice: `SqlClientStore` over `@effect/sql-sqlite-node`, and `SqliteStore`
  * on better-sqlite3 directly, issue 6) and PostgreSQL (when
  * EFFECT_DCR_TEST_PG_URL names a database; CI always sets it). On the SQL
- * stores a statement also fails inside the store's own transaction (a
- * trigger), after earlier statements of it have run.
+ * stores a statement also fails in the database (a trigger): each write's
+ * one statement, and the insert that follows spending an initial access
+ * token in the same transaction.
  *
  * Every fault must give D20's 500 `{"error":"server_error"}` with nothing
  * internal in it, the cause must be logged, the stored state afterwards must
@@ -25,10 +26,10 @@
  * interrupted) must be answered as the success it is, or not committed:
  * those tests fail today (see SECURITY.md, open issues).
  */
-import { isDeepStrictEqual } from "node:util"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Either, Option } from "effect"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import type { RegisteredClient } from "../src/ClientInformation.js"
 import * as ClientStore from "../src/ClientStore.js"
 import * as Credentials from "../src/Credentials.js"
 import {
@@ -214,18 +215,35 @@ const databaseCases: ReadonlyArray<{
   readonly fault: DatabaseFault
   readonly where: string
 }> = [
-  { scenario: scenarios[0]!, fault: "dcr_clients:insert", where: "the first statement" },
-  { scenario: scenarios[0]!, fault: "dcr_registration_tokens:insert", where: "after the client row is inserted" },
-  { scenario: scenarios[2]!, fault: "dcr_clients:update", where: "the first statement" },
-  { scenario: scenarios[2]!, fault: "dcr_registration_tokens:delete", where: "after the client row is updated" },
-  {
-    scenario: scenarios[2]!,
-    fault: "dcr_registration_tokens:insert",
-    where: "after the client row is updated and the old RAT deleted"
-  },
-  { scenario: scenarios[3]!, fault: "dcr_clients:delete", where: "the first statement" },
-  { scenario: scenarios[3]!, fault: "dcr_registration_tokens:delete", where: "after the client row is deleted" }
+  { scenario: scenarios[0]!, fault: "dcr_clients:insert", where: "the client row with its RAT" },
+  { scenario: scenarios[2]!, fault: "dcr_clients:update", where: "the compare-and-set that also rotates the RAT" },
+  { scenario: scenarios[3]!, fault: "dcr_clients:delete", where: "the client row with its RAT" }
 ]
+
+/** A client as the store keeps it, for the store-level cases. */
+const storedClient = (clientId: string): RegisteredClient => ({
+  clientId,
+  clientIdIssuedAt: 1_700_000_000,
+  clientSecret: undefined,
+  clientSecretExpiresAt: 0,
+  metadata: { redirect_uris: ["https://client.example.org/cb"], token_endpoint_auth_method: "none" },
+  version: 1
+})
+
+/** `state` without one client: its row, and its RAT, gone. */
+const withoutClient = (state: Snapshot, clientId: string, token: string): Snapshot => ({
+  clients: { ...state.clients, [clientId]: undefined },
+  tokens: { ...state.tokens, [token]: undefined },
+  tables:
+    state.tables === undefined
+      ? undefined
+      : {
+          ...state.tables,
+          dcr_clients: (state.tables.dcr_clients ?? []).filter(
+            (row) => !(typeof row === "object" && row !== null && "client_id" in row && row.client_id === clientId)
+          )
+        }
+})
 
 const faultSuite = (name: Backend["name"], makeBackend: () => Promise<Backend>) =>
   describe(`D20 fault injection on ${name}`, () => {
@@ -361,58 +379,81 @@ const faultSuite = (name: Backend["name"], makeBackend: () => Promise<Backend>) 
         })
       }
 
-      for (const point of ["before", "after"] as const) {
-        const lostAck = point === "after" && !afterRollsBack
-        const outcome = lostAck
-          ? "the RAT is revoked all the same (a lost acknowledgement) and nothing else changes"
-          : "the RAT stays until a later request revokes it"
-        it(`D2 D20 revoking the RAT of a vanished client fails ${point} the delete → 500, ${outcome} (${name})`, async () => {
-          const harness = h()
-          // A live token whose client row is gone, written straight into the table.
-          const token = `orphan-${point}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`
-          const clientId = `vanished-${token}`
-          await harness.sql(
-            Effect.flatMap(
-              SqlClient.SqlClient,
-              (sql) => sql`INSERT INTO dcr_registration_tokens (token_id, client_id)
-                VALUES (${Credentials.sha256(token)}, ${clientId})`
+      it(`D20 D22 the database fails dcr_clients insert after an initial access token's use was spent → StoreError, and the use is given back: the transaction rolls back whole (${name})`, async () => {
+        const harness = h()
+        const now = Math.floor(Date.now() / 1000)
+        const initial = `initial-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`
+        await harness.run(
+          Effect.flatMap(ClientStore.ClientStore, (store) =>
+            store.insertInitialToken({
+              tokenId: initial,
+              expiresAt: 0,
+              usesRemaining: 1,
+              policy: undefined,
+              createdAt: now
+            })
+          )
+        )
+        const insert = (clientId: string) =>
+          harness.run(
+            Effect.either(
+              Effect.flatMap(ClientStore.ClientStore, (store) =>
+                store.insert(storedClient(clientId), `rat-of-${clientId}`, { tokenId: initial, now })
+              )
             )
           )
-          const request = bearer("GET", clientPath(clientId), token)
+        const clientId = `spent-${initial}`
+        const before = await snapshot(harness)
+
+        await harness.sql(armDatabaseFault("dcr_clients:insert"))
+        const failed = await insert(clientId)
+        await harness.sql(disarmDatabaseFaults)
+
+        expect(Either.isLeft(failed) && failed.left._tag).toBe("StoreError")
+        expectUnchanged(before, await snapshot(harness))
+        const usesLeft = () =>
+          harness.run(
+            Effect.map(
+              Effect.flatMap(ClientStore.ClientStore, (store) => store.findInitialToken(initial)),
+              (record) => Option.map(record, (found) => found.usesRemaining)
+            )
+          )
+        expect(await usesLeft()).toStrictEqual(Option.some(1))
+        // Healed: the use is there to spend, once.
+        expect(await insert(clientId)).toStrictEqual(Either.right("inserted"))
+        expect(await usesLeft()).toStrictEqual(Option.some(0))
+        expect(await insert(`${clientId}-again`)).toStrictEqual(Either.right("initial-token-unavailable"))
+      })
+
+      for (const point of ["before", "after"] as const) {
+        it(`D2 D20 a client deleted between authentication and lookup: revoking its RAT fails ${point} the revocation → 500; the RAT went with the row all the same and nothing else changes; the next request is 401 (${name})`, async () => {
+          const harness = h()
+          const prepared = await register(harness)
+          const request = bearer("GET", clientPath(prepared.clientId), prepared.token)
           const before = await snapshot(harness)
 
+          // Another instance deletes the client after this request has authenticated its RAT.
+          plan.interleave("findById", () =>
+            harness.sql(
+              Effect.flatMap(
+                SqlClient.SqlClient,
+                (sql) => sql`DELETE FROM dcr_clients WHERE client_id = ${prepared.clientId}`
+              )
+            )
+          )
           plan.arm({ operation: "revokeToken", point, kind: "fail" })
-          const response = await harness.send(request)
+          const response = await harness.send(request, `vanished-${point}`)
           plan.disarm()
 
           expectServerError(request, response)
-          if (lostAck) {
-            // The revocation committed whole before the fault: exactly that one row is gone.
-            const tables = before.tables ?? {}
-            const orphanRow = { token_id: Credentials.sha256(token), client_id: clientId }
-            expect(tables.dcr_registration_tokens).toContainEqual(orphanRow)
-            expectUnchanged(
-              {
-                ...before,
-                tables: {
-                  ...tables,
-                  dcr_registration_tokens: (tables.dcr_registration_tokens ?? []).filter(
-                    (row) => !isDeepStrictEqual(row, orphanRow)
-                  )
-                }
-              },
-              await snapshot(harness)
-            )
-            expect(await tokenOwner(harness, token)).toBeUndefined()
-          } else {
-            expectUnchanged(before, await snapshot(harness))
-            expect(await tokenOwner(harness, token)).toBe(clientId)
-          }
-          // Healed: R7592-2.1-f's 401, and the RAT is revoked now.
+          expect(plan.injectedInto(`vanished-${point}`).map((fault) => fault.operation)).toStrictEqual(["revokeToken"])
+          // A RAT is a column of its client's row: a store cannot hold one whose client is gone.
+          expectUnchanged(withoutClient(before, prepared.clientId, prepared.token), await snapshot(harness))
+          expect(await tokenOwner(harness, prepared.token)).toBeUndefined()
+          // R7592-2.1-f's 401, as for any dead token.
           const again = await harness.send(request)
           expect(again.status).toBe(401)
           expect(again.json?.error).toBe("invalid_token")
-          expect(await tokenOwner(harness, token)).toBeUndefined()
         })
       }
     }

@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { SqlClient } from "@effect/sql"
+import { Migrator, SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Context, Effect, Either, Layer, Option, Redacted } from "effect"
@@ -20,7 +20,7 @@ import { ClientStore } from "../src/ClientStore.js"
 import * as SqlClientStore from "../src/SqlClientStore.js"
 import { pgUrl } from "./support/pg.js"
 
-const ourTables = ["dcr_clients", "dcr_initial_tokens", "dcr_migrations", "dcr_registration_tokens"]
+const ourTables = ["dcr_clients", "dcr_initial_tokens", "dcr_migrations"]
 
 /** What the bookkeeping table must hold: one `[id, name]` per migration, from the record's `<id>_<name>` keys. */
 const expectedMigrations = Object.keys(SqlClientStore.migrations)
@@ -116,7 +116,7 @@ const run = <A>(layer: Layer.Layer<SqlClient.SqlClient>, program: Effect.Effect<
 
 const migrationSuite = (dialect: Dialect) =>
   describe(`SqlClientStore migrations on ${dialect.name}`, () => {
-    it(`an empty database gets the three store tables and dcr_migrations with one row per migration (${dialect.name})`, () =>
+    it(`an empty database gets the two store tables and dcr_migrations with one row per migration (${dialect.name})`, () =>
       dialect.withEmptyDatabase(async (connect) => {
         const layer = connect()
         expect(await run(layer, dialect.tables)).toStrictEqual([])
@@ -191,6 +191,65 @@ const migrationSuite = (dialect: Dialect) =>
         )
         expect(Option.map(third.client, (client) => client.clientId)).toStrictEqual(Option.some(clientId))
         expect(third.rows).toStrictEqual(firstRows)
+      }))
+
+    it(`migration 2 moves a database written under migration 1: each client's RAT becomes a column of its row, tokens of vanished clients go, and a token id stays unique (${dialect.name})`, () =>
+      dialect.withEmptyDatabase(async (connect) => {
+        const [first, second] = [`client-${randomUUID()}`, `client-${randomUUID()}`]
+        const [firstToken, secondToken, orphanToken] = [randomUUID(), randomUUID(), randomUUID()]
+        // The database as the release with only migration 1 left it.
+        await run(
+          connect(),
+          Effect.gen(function* () {
+            const onlyFirst = Object.fromEntries(
+              Object.entries(SqlClientStore.migrations).filter(([key]) => key.startsWith("1_"))
+            )
+            yield* Migrator.make({})({ loader: Migrator.fromRecord(onlyFirst), table: "dcr_migrations" })
+            const sql = yield* SqlClient.SqlClient
+            for (const clientId of [first, second]) {
+              yield* sql`INSERT INTO dcr_clients
+                (client_id, client_id_issued_at, client_secret, client_secret_expires_at, metadata, policy, version)
+                VALUES (${clientId}, 1700000000, NULL, 0, ${JSON.stringify(sampleClient(clientId).metadata)}, NULL, 3)`
+            }
+            yield* sql`INSERT INTO dcr_registration_tokens (token_id, client_id) VALUES
+              (${firstToken}, ${first}), (${secondToken}, ${second}), (${orphanToken}, ${"vanished"})`
+          })
+        )
+
+        const after = await run(
+          connect(),
+          Effect.gen(function* () {
+            const applied = yield* SqlClientStore.migrate
+            const store = yield* SqlClientStore.make
+            const owners = yield* Effect.forEach([firstToken, secondToken, orphanToken], store.findTokenOwner)
+            const client = yield* store.findById(first)
+            // The column is unique: a second client cannot take a live token id.
+            const duplicate = yield* Effect.either(store.insert(sampleClient(`client-${randomUUID()}`), firstToken))
+            // And a rotation replaces the one token.
+            const rotated = yield* store.update({ ...sampleClient(second), version: 4 }, 3, {
+              revoke: secondToken,
+              issue: "rotated"
+            })
+            return {
+              applied,
+              owners,
+              client,
+              duplicate,
+              rotated,
+              afterRotation: yield* Effect.forEach([secondToken, "rotated"], store.findTokenOwner),
+              tables: yield* dialect.tables
+            }
+          })
+        )
+        expect(after.applied.map(([id, name]) => [id, name])).toStrictEqual(expectedMigrations.slice(1))
+        expect(after.owners).toStrictEqual([Option.some(first), Option.some(second), Option.none()])
+        expect(Option.map(after.client, (client) => client.metadata)).toStrictEqual(
+          Option.some(sampleClient(first).metadata)
+        )
+        expect(Either.isLeft(after.duplicate)).toBe(true)
+        expect(after.rotated).toBe("updated")
+        expect(after.afterRotation).toStrictEqual([Option.none(), Option.some(second)])
+        expect(after.tables).toStrictEqual(ourTables)
       }))
   })
 

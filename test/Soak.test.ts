@@ -382,7 +382,7 @@ const soak = async (harness: Harness, plan: FaultPlan, seconds: number, label: s
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const clientRows = yield* sql`SELECT client_id FROM dcr_clients`
-      const tokenRows = yield* sql`SELECT client_id FROM dcr_registration_tokens`
+      const tokenRows = yield* sql`SELECT client_id FROM dcr_clients WHERE registration_token_id IS NOT NULL`
       return { clients: clientRows.length, tokens: tokenRows.length }
     })
   )

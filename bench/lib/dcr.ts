@@ -112,7 +112,7 @@ const insertThroughStore = (template: RegisteredClient, seeds: ReadonlyArray<See
   )
 
 /**
- * SQL stores: the template client's rows (as the store wrote them) cloned
+ * SQL stores: the template client's row (as the store wrote it) cloned
  * with multi-row INSERTs on a second connection, 500 clients a statement:
  * 100 000 clients take seconds, where one `insert` each takes minutes.
  * Only the ids, the secret and the token id differ from the template's rows.
@@ -125,20 +125,17 @@ const cloneWithSql = <E>(
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const [client] = yield* sql`SELECT * FROM dcr_clients WHERE client_id = ${templateId}`
-    const [token] = yield* sql`SELECT * FROM dcr_registration_tokens WHERE client_id = ${templateId}`
-    if (client === undefined || token === undefined) return yield* Effect.dieMessage("seeding: no template rows")
+    if (client === undefined) return yield* Effect.dieMessage("seeding: no template row")
     for (let from = 0; from < seeds.length; from += 500) {
       const chunk = seeds.slice(from, from + 500)
-      yield* sql.withTransaction(
-        Effect.zipRight(
-          sql`INSERT INTO dcr_clients ${sql.insert(
-            chunk.map((seed) => ({ ...client, client_id: seed.clientId, client_secret: seed.secret }))
-          )}`,
-          sql`INSERT INTO dcr_registration_tokens ${sql.insert(
-            chunk.map((seed) => ({ ...token, token_id: seed.tokenId, client_id: seed.clientId }))
-          )}`
-        )
-      )
+      yield* sql`INSERT INTO dcr_clients ${sql.insert(
+        chunk.map((seed) => ({
+          ...client,
+          client_id: seed.clientId,
+          client_secret: seed.secret,
+          registration_token_id: seed.tokenId
+        }))
+      )}`
     }
   }).pipe(Effect.provide(connection))
 

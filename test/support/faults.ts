@@ -105,6 +105,7 @@ export interface RandomFaults {
 export class FaultPlan {
   private armed: Array<{ readonly fault: Fault; remaining: number }> = []
   private randomFaults: RandomFaults | undefined
+  private interleaved: Array<{ readonly operation: StoreOperation; readonly run: () => Promise<unknown> }> = []
   /** Every fault that hit, in order. */
   readonly injected: Array<InjectedFault> = []
   /** Calls per operation, faulted or not. */
@@ -128,7 +129,25 @@ export class FaultPlan {
   disarm(): this {
     this.armed = []
     this.randomFaults = undefined
+    this.interleaved = []
     return this
+  }
+
+  /**
+   * Runs `run` once, just before the next call of `operation` reaches the
+   * store: what another instance does between two steps of a request.
+   */
+  interleave(operation: StoreOperation, run: () => Promise<unknown>): this {
+    this.interleaved.push({ operation, run })
+    return this
+  }
+
+  /** The interleaved step due before this call of `operation`, taken off the plan. */
+  takeInterleaved(operation: StoreOperation): (() => Promise<unknown>) | undefined {
+    const index = this.interleaved.findIndex((entry) => entry.operation === operation)
+    if (index < 0) return undefined
+    const [entry] = this.interleaved.splice(index, 1)
+    return entry?.run
   }
 
   /** The faults that hit requests tagged `request`. */
@@ -223,6 +242,17 @@ export const faulty = <E, R>(inner: Layer.Layer<ClientStore, E, R>, plan: FaultP
 
       const wrap = <A>(operation: StoreOperation, call: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
         Effect.suspend(() => {
+          const interleaved = plan.takeInterleaved(operation)
+          return interleaved === undefined
+            ? faulted(operation, call)
+            : Effect.zipRight(Effect.promise(interleaved), faulted(operation, call))
+        })
+
+      const faulted = <A>(
+        operation: StoreOperation,
+        call: Effect.Effect<A, StoreError>
+      ): Effect.Effect<A, StoreError> =>
+        Effect.suspend(() => {
           plan.countCall(operation)
           const before = plan.decide(operation, "before")
           if (before === "slowCommit") return call
@@ -263,15 +293,15 @@ export type DatabaseFault =
   | "dcr_clients:insert"
   | "dcr_clients:update"
   | "dcr_clients:delete"
-  | "dcr_registration_tokens:insert"
-  | "dcr_registration_tokens:delete"
+  | "dcr_initial_tokens:insert"
+  | "dcr_initial_tokens:update"
 
 const faultTriggers: ReadonlyArray<readonly [table: string, statement: string]> = [
   ["dcr_clients", "insert"],
   ["dcr_clients", "update"],
   ["dcr_clients", "delete"],
-  ["dcr_registration_tokens", "insert"],
-  ["dcr_registration_tokens", "delete"]
+  ["dcr_initial_tokens", "insert"],
+  ["dcr_initial_tokens", "update"]
 ]
 
 /**
@@ -293,7 +323,7 @@ export const installDatabaseFaults: Effect.Effect<void, SqlError, SqlClient.SqlC
             IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
             RETURN NEW;
           END $$`)
-        for (const table of ["dcr_clients", "dcr_registration_tokens"]) {
+        for (const table of ["dcr_clients", "dcr_initial_tokens"]) {
           yield* sql.unsafe(`CREATE TRIGGER ${table}_test_fault BEFORE INSERT OR UPDATE OR DELETE ON ${table}
             FOR EACH ROW EXECUTE FUNCTION dcr_test_fault()`)
         }

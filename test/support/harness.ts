@@ -445,7 +445,6 @@ export const snapshot = async (harness: Harness): Promise<Snapshot> => {
             const sql = yield* SqlClient.SqlClient
             return {
               dcr_clients: yield* sql`SELECT * FROM dcr_clients ORDER BY client_id`,
-              dcr_registration_tokens: yield* sql`SELECT * FROM dcr_registration_tokens ORDER BY token_id`,
               dcr_initial_tokens: yield* sql`SELECT * FROM dcr_initial_tokens ORDER BY token_id`
             }
           })
