@@ -102,12 +102,19 @@ export const HostEvents = ClientEvents.layer({
 // `ClientStore` port (insert, compare-and-set update, atomic remove). Use
 // `SqliteStore.layer` / `PgStore.layer`, `SqlClientStore.layer` over your own
 // `SqlClient`, or your own implementation; here the memory store, with a
-// read counter the host wanted:
+// read counter the host wanted. A wrapper that changes how clients are read
+// wraps both reads: `findById`, and `findByToken`, which the token
+// authenticators use instead of `findTokenOwner` + `findById` when a store
+// offers it (one lookup per request).
+const countRead = Effect.sync(() => host.storeReads++)
 export const CountingStore = Layer.sync(ClientStore.ClientStore, () => {
   const store = ClientStore.makeMemory()
+  const findByToken = store.findByToken
   return {
     ...store,
-    findById: (clientId: string) => Effect.tap(store.findById(clientId), () => Effect.sync(() => host.storeReads++))
+    findById: (clientId: string) => Effect.tap(store.findById(clientId), () => countRead),
+    findByToken:
+      findByToken === undefined ? undefined : (tokenId: string) => Effect.tap(findByToken(tokenId), () => countRead)
   }
 })
 

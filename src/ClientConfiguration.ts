@@ -220,16 +220,20 @@ export const rotateSecret = (
  * read would otherwise pass the version check with a token it revoked; one
  * that commits after this check changes the version, which the write's
  * compare-and-set catches. Either way the attempt runs again and fails
- * authentication.
+ * authentication. Nothing to check when `client` is the one read together
+ * with the token (a store with `findByToken`): the token was live at that
+ * very version.
  */
 const stillLiveWith = (
   store: ClientStoreService,
   token: RegistrationToken,
-  clientId: string
+  client: RegisteredClient
 ): Effect.Effect<void, Conflict | StoreError> =>
-  Effect.flatMap(Effect.interruptible(store.findTokenOwner(token.tokenId)), (owner) =>
-    Option.isSome(owner) && owner.value === clientId ? Effect.void : Effect.fail(conflict)
-  )
+  token.client === client
+    ? Effect.void
+    : Effect.flatMap(Effect.interruptible(store.findTokenOwner(token.tokenId)), (owner) =>
+        Option.isSome(owner) && owner.value === client.clientId ? Effect.void : Effect.fail(conflict)
+      )
 
 /** An update lost a compare-and-set race; the whole update runs again. */
 class Conflict {
@@ -322,7 +326,7 @@ export const update = (
     const validator = Context.get(context, MetadataValidator)
     const attempt = Effect.flatMap(authorizeWith(context, credential, clientId, "update"), ({ client, token }) =>
       Effect.flatMap(
-        stillLiveWith(store, token, clientId),
+        stillLiveWith(store, token, client),
         (): Effect.Effect<ClientInformation, UpdateError | Conflict | StoreError, ServerMetadata | Credentials> => {
           const refused = checkUpdateBody(body, client, credentials)
           if (refused !== undefined) return Effect.fail(refused)
@@ -411,7 +415,7 @@ export const remove = (
     const store = Context.get(context, ClientStore)
     const attempt = Effect.flatMap(authorizeWith(context, credential, clientId, "delete"), ({ client, token }) =>
       Effect.zipRight(
-        stillLiveWith(store, token, clientId),
+        stillLiveWith(store, token, client),
         // A compare-and-set on the version: if an update (perhaps rotating the
         // very token presented) or a delete won meanwhile, authenticate again.
         Effect.flatMap(

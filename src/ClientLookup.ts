@@ -35,8 +35,10 @@ export class ClientLookup extends Context.Tag("effect-dcr/ClientLookup")<ClientL
 const wrongClient = new InvalidToken({ description: "the registration access token is invalid" })
 
 /**
- * Looks the client up in the `ClientStore`; revokes through the
- * `TokenAuthenticator`, which knows the token's format.
+ * Looks the client up in the `ClientStore`, unless the token authenticator
+ * read it together with the token (`RegistrationToken.client`, a store with
+ * `findByToken`); revokes through the `TokenAuthenticator`, which knows the
+ * token's format.
  *
  * @since 0.1.0
  * @category layers
@@ -50,11 +52,14 @@ export const layer: Layer.Layer<ClientLookup, never, ClientStore | TokenAuthenti
       lookup: (token, clientId) =>
         token.clientId !== clientId
           ? Effect.fail(wrongClient)
-          : Effect.flatMap(store.findById(clientId), (found) =>
-              Option.isSome(found)
-                ? Effect.succeed(found.value)
-                : Effect.zipRight(tokens.revoke(token), Effect.fail(new ClientNotFound({ clientId })))
-            )
+          : // Read with the token already (a store with `findByToken`).
+            token.client !== undefined
+            ? Effect.succeed(token.client)
+            : Effect.flatMap(store.findById(clientId), (found) =>
+                Option.isSome(found)
+                  ? Effect.succeed(found.value)
+                  : Effect.zipRight(tokens.revoke(token), Effect.fail(new ClientNotFound({ clientId })))
+              )
     }
   })
 )

@@ -112,6 +112,15 @@ export interface ClientStoreService {
   /** The client a token id belongs to, if the token is live. */
   readonly findTokenOwner: (tokenId: string) => Effect.Effect<Option.Option<string>, StoreError>
   /**
+   * The client a live token id belongs to, read whole: `findTokenOwner` and
+   * `findById` in one step, for a store that can answer both with one lookup
+   * (the SQL stores: one statement on the token's index). Optional: when
+   * present, the token authenticators use it and `ClientLookup` reads
+   * nothing more for a request (issue 6: one index descent per read, not
+   * two, which is what keeps reads flat from 1 000 to 100 000 clients).
+   */
+  readonly findByToken?: ((tokenId: string) => Effect.Effect<Option.Option<RegisteredClient>, StoreError>) | undefined
+  /**
    * Replaces a client if its stored version still equals `expectedVersion`
    * (the stored version becomes `client.version`), swapping tokens in the same
    * step when `rotation` is given. A rotation whose `revoke` id is no longer
@@ -179,6 +188,11 @@ export const makeMemory = (): ClientStoreService => {
       }),
     findById: (clientId) => Effect.sync(() => Option.fromNullable(clients.get(clientId))),
     findTokenOwner: (tokenId) => Effect.sync(() => Option.fromNullable(tokenOwners.get(tokenId))),
+    findByToken: (tokenId) =>
+      Effect.sync(() => {
+        const owner = tokenOwners.get(tokenId)
+        return Option.fromNullable(owner === undefined ? undefined : clients.get(owner))
+      }),
     update: (client, expectedVersion, rotation) =>
       Effect.sync((): UpdateOutcome => {
         const current = clients.get(client.clientId)

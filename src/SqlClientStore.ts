@@ -187,11 +187,13 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
       findById: (clientId) =>
         sql`SELECT * FROM dcr_clients WHERE client_id = ${clientId}`.pipe(
           storeError("findById"),
-          Effect.flatMap((rows) =>
-            rows[0] === undefined
-              ? Effect.succeed(Option.none())
-              : Effect.map(SqlRows.decodeClient(sealer, rows[0]), Option.some)
-          )
+          Effect.flatMap((rows) => SqlRows.decodeFoundClient(sealer, rows[0]))
+        ),
+
+      findByToken: (tokenId) =>
+        sql`SELECT * FROM dcr_clients WHERE registration_token_id = ${tokenId}`.pipe(
+          storeError("findByToken"),
+          Effect.flatMap((rows) => SqlRows.decodeFoundClient(sealer, rows[0]))
         ),
 
       findTokenOwner: (tokenId) =>

@@ -104,6 +104,7 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
   // Prepared once; the parameters are typed, the rows are `unknown` and decoded by SqlRows.
   const ping = db.prepare<[]>("SELECT 1").pluck()
   const clientById = db.prepare<[clientId: string]>("SELECT * FROM dcr_clients WHERE client_id = ?")
+  const clientByToken = db.prepare<[tokenId: string]>("SELECT * FROM dcr_clients WHERE registration_token_id = ?")
   const clientExists = db.prepare<[clientId: string]>("SELECT 1 FROM dcr_clients WHERE client_id = ?").pluck()
   const tokenOwner = db
     .prepare<[tokenId: string]>("SELECT client_id FROM dcr_clients WHERE registration_token_id = ?")
@@ -259,8 +260,13 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
     findById: (clientId) =>
       Effect.flatMap(
         SqlRows.attempt("findById", () => clientById.get(clientId)),
-        (row) =>
-          row === undefined ? Effect.succeed(Option.none()) : Effect.map(SqlRows.decodeClient(sealer, row), Option.some)
+        (row) => SqlRows.decodeFoundClient(sealer, row)
+      ),
+
+    findByToken: (tokenId) =>
+      Effect.flatMap(
+        SqlRows.attempt("findByToken", () => clientByToken.get(tokenId)),
+        (row) => SqlRows.decodeFoundClient(sealer, row)
       ),
 
     findTokenOwner: (tokenId) =>

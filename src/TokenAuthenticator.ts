@@ -7,7 +7,8 @@
  */
 import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
 import * as Jose from "jose"
-import { ClientStore } from "./ClientStore.js"
+import type { RegisteredClient } from "./ClientInformation.js"
+import { ClientStore, type ClientStoreService } from "./ClientStore.js"
 import { Credentials } from "./Credentials.js"
 import { InvalidToken, type StoreError } from "./ProtocolError.js"
 import { ServerMetadata } from "./ServerMetadata.js"
@@ -25,6 +26,12 @@ export interface RegistrationToken {
   readonly tokenId: string
   /** The token as presented. */
   readonly value: Redacted.Redacted<string>
+  /**
+   * The client as stored, when the authenticator read it in the same step as
+   * the token (a store with `findByToken`): `ClientLookup` then reads
+   * nothing more. Absent otherwise.
+   */
+  readonly client?: RegisteredClient | undefined
 }
 
 /**
@@ -64,6 +71,26 @@ export class TokenAuthenticator extends Context.Tag("effect-dcr/TokenAuthenticat
 
 const invalid = new InvalidToken({ description: "the registration access token is invalid" })
 
+const orInvalid = (token: RegistrationToken | undefined): Effect.Effect<RegistrationToken, InvalidToken> =>
+  token === undefined ? Effect.fail(invalid) : Effect.succeed(token)
+
+/**
+ * The token whose id the store knows as live, with its client read in the
+ * same step when the store can (`findByToken`); undefined when it is not live.
+ */
+const liveToken = (
+  store: ClientStoreService,
+  tokenId: string,
+  value: Redacted.Redacted<string>
+): Effect.Effect<RegistrationToken | undefined, StoreError> =>
+  store.findByToken === undefined
+    ? Effect.map(store.findTokenOwner(tokenId), (owner) =>
+        Option.isNone(owner) ? undefined : { clientId: owner.value, tokenId, value }
+      )
+    : Effect.map(store.findByToken(tokenId), (found) =>
+        Option.isNone(found) ? undefined : { clientId: found.value.clientId, tokenId, value, client: found.value }
+      )
+
 /**
  * Opaque random tokens (D15), known to the store only by their SHA-256.
  *
@@ -76,14 +103,8 @@ export const layerOpaque: Layer.Layer<TokenAuthenticator, never, ClientStore | C
     const store = yield* ClientStore
     const credentials = yield* Credentials
     return {
-      authenticate: (credential) => {
-        const tokenId = credentials.hash(credential)
-        return Effect.flatMap(store.findTokenOwner(tokenId), (owner) =>
-          Option.isNone(owner)
-            ? Effect.fail(invalid)
-            : Effect.succeed({ clientId: owner.value, tokenId, value: credential })
-        )
-      },
+      authenticate: (credential) =>
+        Effect.flatMap(liveToken(store, credentials.hash(credential), credential), orInvalid),
       issue: () => Effect.map(credentials.registrationToken, (value) => ({ value, tokenId: credentials.hash(value) })),
       revoke: (token) => store.revokeToken(token.tokenId)
     }
@@ -179,9 +200,9 @@ export const layerJwt = (
             const { sub, jti } = verified.payload
             if (typeof sub !== "string" || typeof jti !== "string") return yield* Effect.fail(invalid)
             // Revoked, rotated or deleted tokens are gone from the store.
-            const owner = yield* store.findTokenOwner(jti)
-            if (Option.isNone(owner) || owner.value !== sub) return yield* Effect.fail(invalid)
-            return { clientId: sub, tokenId: jti, value: credential }
+            const token = yield* liveToken(store, jti, credential)
+            if (token === undefined || token.clientId !== sub) return yield* Effect.fail(invalid)
+            return token
           }),
         revoke: (token) => store.revokeToken(token.tokenId)
       }

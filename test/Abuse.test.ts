@@ -730,12 +730,18 @@ describe("issue 7 abuse: requirePublicHttpsUris (production metadata URLs)", () 
 // Operation timeout (D20)
 // ---------------------------------------------------------------------------
 
-/** A memory store whose operations stall while a flag is set. */
+/** A memory store whose operations stall while a flag is set (`findById`: both client lookups). */
 const stallingMemory = (stall: { insert: boolean; findById: boolean }): Layer.Layer<ClientStore.ClientStore> =>
   Layer.sync(ClientStore.ClientStore, () => {
     const memory = ClientStore.makeMemory()
+    const findByToken = memory.findByToken
     return {
       ...memory,
+      findByToken:
+        findByToken === undefined
+          ? undefined
+          : (tokenId) =>
+              stall.findById ? Effect.zipRight(Effect.sleep("10 seconds"), findByToken(tokenId)) : findByToken(tokenId),
       insert: (client, tokenId, initialToken) =>
         // Stalls are interruptible, as ClientStore's contract asks before a commit point.
         stall.insert ? Effect.interruptible(Effect.never) : memory.insert(client, tokenId, initialToken),

@@ -45,7 +45,15 @@ const plain = (client: RegisteredClient) => ({
 
 const found = (client: Option.Option<RegisteredClient>) => Option.map(client, plain)
 
-export const clientStoreContract = <E>(name: string, layer: Layer.Layer<ClientStore, E>) =>
+/**
+ * `withoutFindByToken`: the store under test does not offer the optional
+ * `findByToken` (every store of this package does).
+ */
+export const clientStoreContract = <E>(
+  name: string,
+  layer: Layer.Layer<ClientStore, E>,
+  options: { readonly withoutFindByToken?: boolean } = {}
+) =>
   describe(`ClientStore contract: ${name}`, () => {
     it.effect("D15 insert stores the client and its token id; findById and findTokenOwner see them", () =>
       Effect.gen(function* () {
@@ -261,5 +269,44 @@ export const clientStoreContract = <E>(name: string, layer: Layer.Layer<ClientSt
         )
         expect(yield* store.remove(client.clientId)).toBe(true)
       }).pipe(Effect.provide(layer))
+    )
+
+    it.effect(
+      "issue 6 findByToken is findTokenOwner then findById in one step, through insert, update, rotation, revocation and removal",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* ClientStore
+          const findByToken = store.findByToken
+          expect(findByToken === undefined).toBe(options.withoutFindByToken === true)
+          if (findByToken === undefined) return
+          const byToken = (tokenId: string) => Effect.map(findByToken(tokenId), found)
+          const client = makeClient(unique("client"))
+          const first = unique("token")
+          yield* store.insert(client, first)
+          expect(yield* byToken(first)).toStrictEqual(Option.some(plain(client)))
+          expect(yield* byToken(unique("absent-token"))).toStrictEqual(Option.none())
+
+          // An update without rotation: same token, the new state.
+          const renamed = makeClient(client.clientId, 2, "Renamed")
+          expect(yield* store.update(renamed, 1, undefined)).toBe("updated")
+          expect(yield* byToken(first)).toStrictEqual(Option.some(plain(renamed)))
+          // With rotation: the old id finds nothing, the new one the new state.
+          const second = unique("token")
+          const rotated = makeClient(client.clientId, 3, "Rotated")
+          expect(yield* store.update(rotated, 2, { revoke: first, issue: second })).toBe("updated")
+          expect(yield* byToken(first)).toStrictEqual(Option.none())
+          expect(yield* byToken(second)).toStrictEqual(Option.some(plain(rotated)))
+          // Revoked: nothing, though the client stays.
+          yield* store.revokeToken(second)
+          expect(yield* byToken(second)).toStrictEqual(Option.none())
+          expect(found(yield* store.findById(client.clientId))).toStrictEqual(Option.some(plain(rotated)))
+
+          // Removed: its token finds nothing.
+          const other = makeClient(unique("client"))
+          const otherToken = unique("token")
+          yield* store.insert(other, otherToken)
+          expect(yield* store.remove(other.clientId)).toBe(true)
+          expect(yield* byToken(otherToken)).toStrictEqual(Option.none())
+        }).pipe(Effect.provide(layer))
     )
   })

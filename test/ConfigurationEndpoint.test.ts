@@ -155,7 +155,11 @@ const captureLogs = (): { readonly lines: Array<string>; readonly layer: Layer.L
   return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
 }
 
-/** A memory store with some operations replaced (D2, D20). */
+/**
+ * A memory store with some operations replaced (D2, D20). One that replaces a
+ * lookup (`findById`, `findTokenOwner`) answers them in two steps, as a
+ * host's store may: it offers no `findByToken`.
+ */
 const patchedStore = (
   patch: (memory: ClientStore.ClientStoreService) => Partial<ClientStore.ClientStoreService>,
   extra: Layer.Layer<never> = Layer.empty
@@ -163,7 +167,9 @@ const patchedStore = (
   Layer.merge(
     Layer.sync(ClientStore.ClientStore, () => {
       const memory = ClientStore.makeMemory()
-      return { ...memory, ...patch(memory) }
+      const patched = patch(memory)
+      const split = patched.findById !== undefined || patched.findTokenOwner !== undefined
+      return { ...memory, ...(split ? { findByToken: undefined } : {}), ...patched }
     }),
     extra
   )

@@ -88,6 +88,8 @@ interface Scenario {
   readonly name: "register" | "read" | "update" | "delete"
   /** The store operations the request calls; the first write is last. */
   readonly operations: ReadonlyArray<StoreOperation>
+  /** The lookups it calls instead when the store offers no `findByToken` (`FaultPlan.splitLookups`). */
+  readonly splitLookups: ReadonlyArray<StoreOperation>
   readonly request: (prepared: Prepared) => Request
   /** What the request does when the store works. */
   readonly succeeded: (harness: Harness, prepared: Prepared, response: HarnessResponse) => Promise<void>
@@ -106,6 +108,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   {
     name: "register",
     operations: ["insert"],
+    splitLookups: [],
     request: () => jsonRequest("POST", "/register", webClient),
     succeeded: async (harness, _prepared, response) => {
       expect(response.status, response.body).toBe(201)
@@ -116,7 +119,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   },
   {
     name: "read",
-    operations: ["findTokenOwner", "findById"],
+    operations: ["findByToken"],
+    splitLookups: ["findTokenOwner", "findById"],
     request: ({ clientId, token }) => bearer("GET", clientPath(clientId), token),
     succeeded: async (_harness, { info }, response) => {
       expect(response.status, response.body).toBe(200)
@@ -125,7 +129,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   },
   {
     name: "update",
-    operations: ["findTokenOwner", "findById", "update"],
+    operations: ["findByToken", "update"],
+    splitLookups: ["findTokenOwner", "findById"],
     request: ({ clientId, token, info }) =>
       jsonRequest("PUT", clientPath(clientId), updateBodyFrom(info, { client_name: "Renamed" }), token),
     succeeded: async (harness, { clientId, token }, response) => {
@@ -140,7 +145,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   },
   {
     name: "delete",
-    operations: ["findTokenOwner", "findById", "remove"],
+    operations: ["findByToken", "remove"],
+    splitLookups: ["findTokenOwner", "findById"],
     request: ({ clientId, token }) => bearer("DELETE", clientPath(clientId), token),
     succeeded: async (harness, { clientId, token }, response) => {
       expect(response.status, response.body).toBe(204)
@@ -196,18 +202,28 @@ interface Case {
   readonly operation: StoreOperation
   readonly point: FaultPoint
   readonly kind: FaultKind
+  /** The store offers no `findByToken` for this request. */
+  readonly split: boolean
 }
 
-const cases: ReadonlyArray<Case> = scenarios.flatMap((scenario) =>
-  scenario.operations.flatMap((operation) =>
-    (["before", "after"] as const).flatMap((point) =>
-      // A stall costs the timeout: one stalled operation per request and point is enough.
-      (operation === scenario.operations.at(-1) ? (["fail", "stall"] as const) : (["fail"] as const)).map(
-        (kind): Case => ({ scenario, operation, point, kind })
+const cases: ReadonlyArray<Case> = [
+  ...scenarios.flatMap((scenario) =>
+    scenario.operations.flatMap((operation) =>
+      (["before", "after"] as const).flatMap((point) =>
+        // A stall costs the timeout: one stalled operation per request and point is enough.
+        (operation === scenario.operations.at(-1) ? (["fail", "stall"] as const) : (["fail"] as const)).map(
+          (kind): Case => ({ scenario, operation, point, kind, split: false })
+        )
       )
     )
+  ),
+  // The same requests on a store without `findByToken`: a fault in either lookup.
+  ...scenarios.flatMap((scenario) =>
+    scenario.splitLookups.flatMap((operation) =>
+      (["before", "after"] as const).map((point): Case => ({ scenario, operation, point, kind: "fail", split: true }))
+    )
   )
-)
+]
 
 /** The statements inside the SQL store's transactions a trigger makes fail, per request. */
 const databaseCases: ReadonlyArray<{
@@ -274,6 +290,7 @@ const faultSuite = (name: Backend["name"], makeBackend: () => Promise<Backend>) 
     afterEach(async () => {
       plan.disarm()
       plan.stallMillis = undefined
+      plan.splitLookups = false
       if (sqlBacked) await h().sql(disarmDatabaseFaults)
     })
     afterAll(async () => {
@@ -285,7 +302,7 @@ const faultSuite = (name: Backend["name"], makeBackend: () => Promise<Backend>) 
       expect(plan.afterRollsBack).toBe(afterRollsBack)
     })
 
-    for (const { scenario, operation, point, kind } of cases) {
+    for (const { scenario, operation, point, kind, split } of cases) {
       const lostAck =
         !afterRollsBack && point === "after" && operation === scenario.operations.at(-1) && scenario.name !== "read"
       const title = `D20 ${scenario.name}: ${operation} ${kind === "fail" ? "fails" : "stalls"} ${point} ${
@@ -294,10 +311,11 @@ const faultSuite = (name: Backend["name"], makeBackend: () => Promise<Backend>) 
         lostAck
           ? "the whole write and never a part of it (a lost acknowledgement)"
           : "state as before, next request succeeds"
-      } (${name})`
+      }${split ? " (a store without findByToken)" : ""} (${name})`
       it(title, async () => {
         const harness = h()
         const prepared = scenario.name === "register" ? emptyPrepared : await register(harness)
+        plan.splitLookups = split
         const request = scenario.request(prepared)
         const before = await snapshot(harness)
         const logsFrom = harness.logs.length
@@ -426,9 +444,11 @@ const faultSuite = (name: Backend["name"], makeBackend: () => Promise<Backend>) 
       })
 
       for (const point of ["before", "after"] as const) {
-        it(`D2 D20 a client deleted between authentication and lookup: revoking its RAT fails ${point} the revocation → 500; the RAT went with the row all the same and nothing else changes; the next request is 401 (${name})`, async () => {
+        it(`D2 D20 a client deleted between authentication and lookup (a store without findByToken): revoking its RAT fails ${point} the revocation → 500; the RAT went with the row all the same and nothing else changes; the next request is 401 (${name})`, async () => {
           const harness = h()
           const prepared = await register(harness)
+          // With findByToken the token and its client are one read: no "between".
+          plan.splitLookups = true
           const request = bearer("GET", clientPath(prepared.clientId), prepared.token)
           const before = await snapshot(harness)
 
@@ -461,7 +481,7 @@ const faultSuite = (name: Backend["name"], makeBackend: () => Promise<Backend>) 
     it(`D20 the service recovers by itself: a store failing its next 3 lookups heals without a restart (${name})`, async () => {
       const harness = h()
       const prepared = await register(harness)
-      plan.arm({ operation: "findTokenOwner", point: "before", kind: "fail", times: 3 })
+      plan.arm({ operation: "findByToken", point: "before", kind: "fail", times: 3 })
       const request = bearer("GET", clientPath(prepared.clientId), prepared.token)
       const statuses: Array<number> = []
       for (let i = 0; i < 4; i++) statuses.push((await harness.send(request)).status)
@@ -473,7 +493,15 @@ const faultSuite = (name: Backend["name"], makeBackend: () => Promise<Backend>) 
       const harness = h()
       const prepared = await register(harness)
       const before = await snapshot(harness)
-      for (const operation of ["insert", "findById", "findTokenOwner", "update", "remove", "ping"] as const) {
+      for (const operation of [
+        "insert",
+        "findByToken",
+        "findById",
+        "findTokenOwner",
+        "update",
+        "remove",
+        "ping"
+      ] as const) {
         plan.arm({ operation, point: "before", kind: "fail" })
       }
       const requests = scenarios.map((scenario) => scenario.request(prepared))

@@ -442,39 +442,47 @@ const soakSuite = (name: string, seconds: number, makeBackend: () => Promise<Bac
  */
 const raceSuite = (name: string, makeBackend: () => Promise<Backend>) =>
   describe(`Races found by the soak, replayed on ${name}`, () => {
-    it(`D15 D19 R7592-2.1-c a delete that authenticated before a rotating update committed must not succeed with the rotated-away RAT (${name})`, async () => {
-      const backend = await makeBackend()
-      const plan = new FaultPlan(300)
-      const harness = makeHarness(backend, { wrapStore: (store) => faulty(store, plan) })
-      try {
-        const registered = await harness.send(
-          jsonRequest("POST", "/register", { redirect_uris: ["https://a.example/cb"] })
-        )
-        expect(registered.status).toBe(201)
-        const info = registered.json ?? {}
-        const clientId = String(info.client_id)
-        const token = String(info.registration_access_token)
+    for (const split of [false, true]) {
+      it(`D15 D19 R7592-2.1-c a delete that authenticated before a rotating update committed must not succeed with the rotated-away RAT${split ? " (a store without findByToken)" : ""} (${name})`, async () => {
+        const backend = await makeBackend()
+        const plan = new FaultPlan(300)
+        plan.splitLookups = split
+        const harness = makeHarness(backend, { wrapStore: (store) => faulty(store, plan) })
+        try {
+          const registered = await harness.send(
+            jsonRequest("POST", "/register", { redirect_uris: ["https://a.example/cb"] })
+          )
+          expect(registered.status).toBe(201)
+          const info = registered.json ?? {}
+          const clientId = String(info.client_id)
+          const token = String(info.registration_access_token)
 
-        // The delete passes authentication, then waits before it reads the client.
-        plan.arm({ operation: "findById", point: "before", kind: "stall", times: 1 })
-        const deletion = harness.send(bearer("DELETE", clientPath(clientId), token))
-        while (plan.injected.length === 0) await new Promise((resolve) => setTimeout(resolve, 5))
-        const update = await harness.send(
-          jsonRequest("PUT", clientPath(clientId), updateBodyFrom(info, { client_name: "Rotated" }), token)
-        )
-        const deleted = await deletion
+          // The delete passes authentication, then waits: having read its token
+          // and client in one step, or (split) before it reads the client.
+          plan.arm(
+            split
+              ? { operation: "findById", point: "before", kind: "stall", times: 1 }
+              : { operation: "findByToken", point: "after", kind: "stall", times: 1 }
+          )
+          const deletion = harness.send(bearer("DELETE", clientPath(clientId), token))
+          while (plan.injected.length === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+          const update = await harness.send(
+            jsonRequest("PUT", clientPath(clientId), updateBodyFrom(info, { client_name: "Rotated" }), token)
+          )
+          const deleted = await deletion
 
-        expect(update.status, update.body).toBe(200)
-        const rotated = String(update.json?.registration_access_token)
-        // Either order is fine, both successes are not: the update rotated the RAT the delete presented.
-        expect(deleted.status, "the rotated-away RAT deleted the client").toBe(401)
-        expect((await findClient(harness, clientId))?.metadata).toMatchObject({ client_name: "Rotated" })
-        expect(await tokenOwner(harness, rotated)).toBe(clientId)
-      } finally {
-        await harness.dispose()
-        await backend.dispose()
-      }
-    })
+          expect(update.status, update.body).toBe(200)
+          const rotated = String(update.json?.registration_access_token)
+          // Either order is fine, both successes are not: the update rotated the RAT the delete presented.
+          expect(deleted.status, "the rotated-away RAT deleted the client").toBe(401)
+          expect((await findClient(harness, clientId))?.metadata).toMatchObject({ client_name: "Rotated" })
+          expect(await tokenOwner(harness, rotated)).toBe(clientId)
+        } finally {
+          await harness.dispose()
+          await backend.dispose()
+        }
+      })
+    }
   })
 
 raceSuite("memory", async () => memoryBackend())

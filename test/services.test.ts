@@ -198,13 +198,32 @@ describe("TokenAuthenticator.layerOpaque", () => {
 // ClientLookup
 // ---------------------------------------------------------------------------
 
-/** A memory store that records reads and revocations, and can hide clients. */
-const makeSpyStore = () => {
+/**
+ * A memory store that records reads and revocations, and can hide clients.
+ * Without `findByToken` unless asked: a host's store answering the token's
+ * owner and the client in two steps, which is where a client can vanish
+ * between them.
+ */
+const makeSpyStore = (options: { readonly findByToken?: boolean } = {}) => {
   const inner = ClientStore.makeMemory()
   const calls: Array<string> = []
   const hidden = new Set<string>()
+  const findByToken = inner.findByToken
   const service: ClientStore.ClientStoreService = {
     ...inner,
+    findByToken:
+      options.findByToken === true && findByToken !== undefined
+        ? (tokenId) =>
+            Effect.suspend(() => {
+              calls.push(`findByToken:${tokenId}`)
+              return findByToken(tokenId)
+            })
+        : undefined,
+    findTokenOwner: (tokenId) =>
+      Effect.suspend(() => {
+        calls.push(`findTokenOwner:${tokenId}`)
+        return inner.findTokenOwner(tokenId)
+      }),
     findById: (clientId) =>
       Effect.suspend(() => {
         calls.push(`findById:${clientId}`)
@@ -276,6 +295,36 @@ describe("ClientLookup.layer", () => {
       expect(error._tag === "ClientNotFound" ? error.clientId : undefined).toBe("a")
       expect(spy.calls).toContain(`revokeToken:${issued.tokenId}`)
       expect(yield* spy.service.findTokenOwner(issued.tokenId)).toStrictEqual(Option.none())
+      expect((yield* Effect.flip(tokens.authenticate(issued.value)))._tag).toBe("InvalidToken")
+    }).pipe(Effect.provide(lookupLayer(spy.layer)))
+  })
+
+  it.effect(
+    "issue 6 a store with findByToken: the token and its client are one read, and ClientLookup reads nothing more",
+    () => {
+      const spy = makeSpyStore({ findByToken: true })
+      return Effect.gen(function* () {
+        const tokens = yield* TokenAuthenticator.TokenAuthenticator
+        const issued = yield* tokens.issue("a")
+        yield* spy.service.insert(makeClient("a"), issued.tokenId)
+        const token = yield* tokens.authenticate(issued.value)
+        expect(token.client?.clientId).toBe("a")
+        const client = yield* (yield* ClientLookup.ClientLookup).lookup(token, "a")
+        expect(client).toBe(token.client)
+        expect(spy.calls).toStrictEqual([`findByToken:${issued.tokenId}`])
+        // D1 still holds: the token names its own client only.
+        expect((yield* Effect.flip((yield* ClientLookup.ClientLookup).lookup(token, "b")))._tag).toBe("InvalidToken")
+      }).pipe(Effect.provide(lookupLayer(spy.layer)))
+    }
+  )
+
+  it.effect("D2 R7592-2.1-f a store with findByToken: a removed client's token is no longer live, InvalidToken", () => {
+    const spy = makeSpyStore({ findByToken: true })
+    return Effect.gen(function* () {
+      const tokens = yield* TokenAuthenticator.TokenAuthenticator
+      const issued = yield* tokens.issue("a")
+      yield* spy.service.insert(makeClient("a"), issued.tokenId)
+      yield* spy.service.remove("a")
       expect((yield* Effect.flip(tokens.authenticate(issued.value)))._tag).toBe("InvalidToken")
     }).pipe(Effect.provide(lookupLayer(spy.layer)))
   })
@@ -700,6 +749,58 @@ describe("ClientConfiguration programs", () => {
         expect((yield* Effect.flip(ClientConfiguration.read(credential, "client-1")))._tag).toBe("InvalidToken")
         expect((yield* Effect.flip(ClientConfiguration.delete(credential, "client-1")))._tag).toBe("InvalidToken")
       }).pipe(Effect.provide(dcr({ store: spy.layer })))
+    }
+  )
+
+  for (const findByToken of [true, false]) {
+    it.effect(
+      `issue 6 update reads the store ${findByToken ? "once (findByToken): the token was live at the version it read, so no second token check" : "three times without findByToken: owner, client, then the token still live"} before it writes`,
+      () => {
+        const spy = makeSpyStore({ findByToken })
+        return Effect.gen(function* () {
+          const created = yield* Registration.register(webClient)
+          spy.calls.length = 0
+          const updated = yield* ClientConfiguration.update(token(rat(created)), "client-1", {
+            client_id: "client-1",
+            ...webClient,
+            client_name: "Renamed"
+          })
+          expect(updated.client.metadata.client_name).toBe("Renamed")
+          const tokenId = Credentials.sha256(rat(created))
+          expect(spy.calls).toStrictEqual(
+            findByToken
+              ? [`findByToken:${tokenId}`]
+              : [`findTokenOwner:${tokenId}`, "findById:client-1", `findTokenOwner:${tokenId}`]
+          )
+        }).pipe(Effect.provide(dcr({ store: spy.layer })))
+      }
+    )
+  }
+
+  it.effect(
+    "D15 issue 6 with findByToken, an update that read its client before a rotation committed loses the compare-and-set and then fails authentication",
+    () => {
+      const spy = makeSpyStore({ findByToken: true })
+      return Effect.gen(function* () {
+        const created = yield* Registration.register(webClient)
+        const stale = token(rat(created))
+        // The token and the client as read by a request that is about to write.
+        const authenticated = yield* (yield* TokenAuthenticator.TokenAuthenticator).authenticate(stale)
+        const client = authenticated.client
+        if (client === undefined) throw new Error("the token was not read with its client")
+        // Another request rotates the token (and the version) first.
+        const rotated = yield* ClientConfiguration.update(stale, "client-1", { client_id: "client-1", ...webClient })
+        expect(Redacted.value(rotated.registrationAccessToken)).not.toBe(rat(created))
+        // The stale write: right client, old version, old token.
+        const store = yield* ClientStore.ClientStore
+        const outcome = yield* store.update({ ...client, version: client.version + 1 }, client.version, {
+          revoke: authenticated.tokenId,
+          issue: "never-delivered"
+        })
+        expect(outcome).toBe("conflict")
+        // Run again from authentication, as the program does: the old token is dead.
+        expect((yield* Effect.flip(ClientConfiguration.update(stale, "client-1", webClient)))._tag).toBe("InvalidToken")
+      }).pipe(Effect.provide(dcr({ store: spy.layer, server: { rotateRegistrationTokenOnUpdate: true } })))
     }
   )
 })

@@ -7,7 +7,7 @@
  *
  * @internal
  */
-import { Effect, Redacted } from "effect"
+import { Effect, Option, Redacted } from "effect"
 import * as Jose from "jose"
 import type { RegisteredClient } from "../ClientInformation.js"
 import type { ClientMetadata } from "../ClientMetadata.js"
@@ -161,6 +161,13 @@ export const decodeClient = (sealer: Sealer, value: unknown): Effect.Effect<Regi
   if (!isSealed(stored)) return attempt("decode", () => toClient(value, plainSecret(stored)))
   return Effect.flatMap(sealer.open(stored), (secret) => attempt("decode", () => toClient(value, secret)))
 }
+
+/** The first row a lookup returned, if any, as a client. */
+export const decodeFoundClient = (
+  sealer: Sealer,
+  row: unknown
+): Effect.Effect<Option.Option<RegisteredClient>, StoreError> =>
+  row === undefined ? Effect.succeed(Option.none()) : Effect.map(decodeClient(sealer, row), Option.some)
 
 /** A `dcr_initial_tokens` row as a record; a bad row is a `StoreError` ("decode"). */
 export const decodeInitialToken = (value: unknown): Effect.Effect<InitialTokenRecord, StoreError> =>

@@ -24,6 +24,7 @@ export type StoreOperation =
   | "insert"
   | "findById"
   | "findTokenOwner"
+  | "findByToken"
   | "update"
   | "remove"
   | "revokeToken"
@@ -35,6 +36,7 @@ export const storeOperations: ReadonlyArray<StoreOperation> = [
   "insert",
   "findById",
   "findTokenOwner",
+  "findByToken",
   "update",
   "remove",
   "revokeToken",
@@ -112,6 +114,12 @@ export class FaultPlan {
   readonly calls = new Map<StoreOperation, number>()
   /** Set when the layer is built: true when "after" faults roll the write back (a SQL store). */
   afterRollsBack: boolean | undefined = undefined
+  /**
+   * While true, the wrapped store offers no `findByToken`, as a host's own
+   * store may not: a request then finds its token's owner and its client in
+   * two steps (and another instance can delete the client in between).
+   */
+  splitLookups = false
 
   /** @param stallMillis how long a stall lasts; undefined: until interrupted. */
   constructor(public stallMillis: number | undefined = undefined) {}
@@ -270,10 +278,17 @@ export const faulty = <E, R>(inner: Layer.Layer<ClientStore, E, R>, plan: FaultP
           return writeOperations.has(operation) ? inTransaction(faulted) : faulted
         })
 
+      const findByToken = store.findByToken
+      const wrappedFindByToken =
+        findByToken === undefined ? undefined : (tokenId: string) => wrap("findByToken", findByToken(tokenId))
       const service: ClientStoreService = {
         insert: (client, tokenId, initialToken) => wrap("insert", store.insert(client, tokenId, initialToken)),
         findById: (clientId) => wrap("findById", store.findById(clientId)),
         findTokenOwner: (tokenId) => wrap("findTokenOwner", store.findTokenOwner(tokenId)),
+        // Read on every call by the token authenticators, so `splitLookups` takes effect at once.
+        get findByToken() {
+          return plan.splitLookups ? undefined : wrappedFindByToken
+        },
         update: (client, expectedVersion, rotation) => wrap("update", store.update(client, expectedVersion, rotation)),
         remove: (clientId, expectedVersion) => wrap("remove", store.remove(clientId, expectedVersion)),
         revokeToken: (tokenId) => wrap("revokeToken", store.revokeToken(tokenId)),
