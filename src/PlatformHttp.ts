@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { IncomingMessage } from "node:http"
-import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpBody, HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import { Context, Effect, Option } from "effect"
 import { handle, type ProtocolRequest, type Services } from "./Protocol.js"
@@ -129,20 +129,51 @@ class NodeBodyReading {
 }
 
 /**
- * Converts a protocol response to a platform response.
+ * Bodiless platform responses, one per status and frozen headers object: the
+ * protocol's headers are constants except where an answer carries something
+ * of its own (a challenge, CORS), and a platform response is immutable, so
+ * most answers start from one of these and only attach their body. Building
+ * one copies the headers into the platform's `Headers`; attaching a body
+ * copies them once more.
+ */
+const templates = new WeakMap<object, Map<number, HttpServerResponse.HttpServerResponse>>()
+
+const templateFor = (status: number, headers: Readonly<Record<string, string>>) => {
+  if (!Object.isFrozen(headers)) return HttpServerResponse.empty({ status, headers })
+  let byStatus = templates.get(headers)
+  if (byStatus === undefined) {
+    byStatus = new Map()
+    templates.set(headers, byStatus)
+  }
+  let template = byStatus.get(status)
+  if (template === undefined) {
+    template = HttpServerResponse.empty({ status, headers })
+    byStatus.set(status, template)
+  }
+  return template
+}
+
+/**
+ * Converts a protocol response to a platform response. The body stays a
+ * string (with its length in bytes): `@effect/platform-node` hands it to
+ * `ServerResponse.end`, which writes the head and the body in one write,
+ * with no Buffer made for it.
  *
  * @since 0.1.0
  * @category conversions
  */
-export const toServerResponse = (response: ProtocolResponse): HttpServerResponse.HttpServerResponse =>
-  response.body === undefined
-    ? HttpServerResponse.empty({ status: response.status, headers: response.headers })
-    : // Buffer.from encodes UTF-8 faster than the TextEncoder behind HttpServerResponse.text.
-      HttpServerResponse.uint8Array(Buffer.from(response.body, "utf8"), {
-        status: response.status,
-        headers: response.headers,
-        contentType: "application/json"
-      })
+export const toServerResponse = (response: ProtocolResponse): HttpServerResponse.HttpServerResponse => {
+  const template = templateFor(response.status, response.headers)
+  return response.body === undefined
+    ? template
+    : HttpServerResponse.setBody(
+        template,
+        HttpBody.raw(response.body, {
+          contentType: response.headers["content-type"] ?? "application/json",
+          contentLength: Buffer.byteLength(response.body, "utf8")
+        })
+      )
+}
 
 /**
  * The endpoints as an `HttpApp`. It reads the request URL relative to where

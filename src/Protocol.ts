@@ -70,14 +70,14 @@ export interface ProtocolRequest {
 export type Services =
   Registration.RegistrationServices | ClientConfiguration.ConfigurationServices | InitialAccessTokens
 
-const createdHeaders: Readonly<Record<string, string>> = Object.freeze({
+const jsonNoStoreHeaders: Readonly<Record<string, string>> = Object.freeze({
   "content-type": "application/json",
   ...noStoreHeaders
 })
 
 const informationResponse = (status: number, info: ClientInformation): ProtocolResponse => ({
   status,
-  headers: createdHeaders,
+  headers: jsonNoStoreHeaders,
   body: toJsonText(info)
 })
 
@@ -98,7 +98,7 @@ const discoveryResponse = (server: ServerConfig): ProtocolResponse => {
   if (response === undefined) {
     response = {
       status: 200,
-      headers: { "content-type": "application/json", "cache-control": "public, max-age=300" },
+      headers: Object.freeze({ "content-type": "application/json", "cache-control": "public, max-age=300" }),
       body: JSON.stringify(server.discoveryDocument)
     }
     discoveryResponses.set(server, response)
@@ -149,12 +149,12 @@ const healthPath = "/healthz"
 
 const healthy: ProtocolResponse = Object.freeze({
   status: 200,
-  headers: { "content-type": "application/json", ...noStoreHeaders },
+  headers: jsonNoStoreHeaders,
   body: JSON.stringify({ status: "ok" })
 })
 const unhealthy: ProtocolResponse = Object.freeze({
   status: 503,
-  headers: { "content-type": "application/json", ...noStoreHeaders },
+  headers: jsonNoStoreHeaders,
   body: JSON.stringify({ status: "unavailable" })
 })
 

@@ -434,6 +434,17 @@ const cases: ReadonlyArray<Case> = [
     }
   },
   {
+    // The body's length is its UTF-8 byte count, not its character count: a
+    // wrong Content-Length cuts the JSON short (or leaves the client waiting).
+    name: "R7591-3.2.1 register with a non-ASCII client_name: the whole body arrives, framed by its length in bytes",
+    request: () => json("POST", "/register", { ...webClient, client_name: "Café ☕ 日本語 𝄞" }),
+    status: 201,
+    check: (o) => {
+      expectInformation(o, "client-1")
+      expect(o.json?.client_name).toBe("Café ☕ 日本語 𝄞")
+    }
+  },
+  {
     name: "D18 register with a charset parameter on application/json: 201",
     request: () => ({
       ...json("POST", "/register", webClient),
