@@ -399,9 +399,10 @@ const commitUpdate = (
 }
 
 /**
- * RFC 7592 §2.3: deprovisions the client. The client and every token it owns
- * go in one store operation (R7592-5-f, D19); the host's `deleted` hook then
- * revokes whatever else was issued to the client (R7592-2.3-c).
+ * RFC 7592 §2.3: deprovisions the client. The client and its registration
+ * access token go in one store operation (R7592-5-f, D19); the host's
+ * `deleted` hook then revokes whatever else was issued to the client
+ * (R7592-2.3-c).
  *
  * @since 0.1.0
  * @category programs
