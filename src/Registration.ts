@@ -74,26 +74,23 @@ export const register = (
       // D14: a secret only for methods that use one.
       const method = metadata.token_endpoint_auth_method
       const secret = method !== undefined && secretAuthMethods.has(method) ? credentials.clientSecret : noSecret
-      return Effect.flatMap(
-        // Nested flatMaps rather than Effect.all: no tuple machinery per request.
-        Effect.flatMap(Clock.currentTimeMillis, (millis) =>
-          Effect.flatMap(credentials.clientId, (clientId) =>
-            Effect.map(secret, (clientSecret) => ({ millis, clientId, clientSecret }))
-          )
-        ),
-        ({ millis, clientId, clientSecret }) => {
-          const now = Math.floor(millis / 1000)
-          return insertClient(context, server, grant, {
-            clientId,
-            clientIdIssuedAt: now,
-            clientSecret,
-            clientSecretExpiresAt:
-              clientSecret === undefined ? 0 : secretExpiry(now, server.clientSecretLifetimeSeconds),
-            metadata,
-            version: 1,
-            policy: grant.policy
+      // Nested flatMaps rather than Effect.all: no tuple machinery per request.
+      return Effect.flatMap(Clock.currentTimeMillis, (millis) =>
+        Effect.flatMap(credentials.clientId, (clientId) =>
+          Effect.flatMap(secret, (clientSecret) => {
+            const now = Math.floor(millis / 1000)
+            return insertClient(context, server, grant, {
+              clientId,
+              clientIdIssuedAt: now,
+              clientSecret,
+              clientSecretExpiresAt:
+                clientSecret === undefined ? 0 : secretExpiry(now, server.clientSecretLifetimeSeconds),
+              metadata,
+              version: 1,
+              policy: grant.policy
+            })
           })
-        }
+        )
       )
     })
     return traced(server.tracing, "Registration.register", program)

@@ -211,7 +211,8 @@ export const makeWith = (options: Options): Effect.Effect<ClientStoreService, ne
               const policy = SqlRows.policyOf(client.policy)
               // One compare-and-set: on the version and, for a rotation, on the
               // token still being the live one too, so only one of two racing
-              // rotations can win.
+              // rotations can win. Two statements, so that an update that does
+              // not rotate never names the token's indexed column.
               const updated =
                 rotation === undefined
                   ? yield* sql`UPDATE dcr_clients SET

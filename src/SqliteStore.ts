@@ -147,7 +147,9 @@ const make = (db: Sqlite.Database, sealer: SqlRows.Sealer): ClientStoreService =
       WHERE client_id = ? AND version = ?`
   )
   // The compare-and-set of an update with a rotation: on the version and on
-  // the old token still being the live one.
+  // the old token still being the live one. Its own statement rather than one
+  // with optional parameters: an update that does not rotate (the common
+  // case) then never names the token column, so its index is not touched.
   const replaceClientRotating = db.prepare<
     [
       secret: string | null,
